@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The one command that runs every test (README "Test"). CI calls exactly this.
+# It installs what the tests need from the project's own files, then runs the suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup-test-deps.sh
+
+# Two cores: keep test binaries from running many heavy tests at once.
+export RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}"
+cargo test --locked "$@"

@@ -1,0 +1,124 @@
+//! Command line: `serve` (the scaler), `keys` (the metadata reference).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, KEYS};
+use crate::controller::RegistrySettings;
+use crate::scrape::ScrapeLimits;
+use crate::serve::{self, ServeOptions};
+
+/// KEDA external scaler for LLM inference fleets (vLLM, NVIDIA Dynamo, SGLang, TensorRT-LLM).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, env = "KLS_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"], global = true)]
+    pub log_format: String,
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gRPC external scaler and the admin HTTP server.
+    Serve(ServeArgs),
+    /// Print the ScaledObject metadata reference as a Markdown table.
+    Keys,
+}
+
+/// Flags of `serve`; each also reads an environment variable.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// gRPC listen address (KEDA's `scalerAddress` points here).
+    #[arg(long, env = "KLS_GRPC_LISTEN", default_value = "0.0.0.0:6000")]
+    pub grpc_listen: String,
+    /// HTTP listen address for /healthz, /readyz, /metrics and /debug/scaledobjects.
+    #[arg(long, env = "KLS_HTTP_LISTEN", default_value = "0.0.0.0:8080")]
+    pub http_listen: String,
+    /// Server-wide default for a metadata key, `key=value` (repeatable, or comma-separated).
+    #[arg(long = "default", env = "KLS_DEFAULTS", value_delimiter = ',')]
+    pub defaults: Vec<String>,
+    /// Drop a ScaledObject's controller after this many seconds without RPCs.
+    #[arg(long, env = "KLS_CONTROLLER_IDLE_SECONDS", default_value_t = 600.0)]
+    pub controller_idle_seconds: f64,
+    /// Most ScaledObject controllers at once.
+    #[arg(long, env = "KLS_MAX_CONTROLLERS", default_value_t = 1000)]
+    pub max_controllers: usize,
+    /// Concurrent scrapes across all controllers.
+    #[arg(long, env = "KLS_SCRAPE_CONCURRENCY", default_value_t = 64)]
+    pub scrape_concurrency: usize,
+    /// Largest accepted metrics body, bytes (after decompression).
+    #[arg(long, env = "KLS_MAX_BODY_BYTES", default_value_t = 8 << 20)]
+    pub max_body_bytes: usize,
+    /// How long the first GetMetrics/IsActive of a new ScaledObject waits for its first decision, ms.
+    #[arg(long, env = "KLS_FIRST_DECISION_WAIT_MS", default_value_t = 1500)]
+    pub first_decision_wait_ms: u64,
+}
+
+impl ServeArgs {
+    /// Validated server options.
+    pub fn options(&self) -> anyhow::Result<ServeOptions> {
+        let defaults = config::parse_defaults(&self.defaults).context("--default")?;
+        anyhow::ensure!(
+            self.controller_idle_seconds.is_finite() && self.controller_idle_seconds > 0.0,
+            "--controller-idle-seconds must be positive"
+        );
+        Ok(ServeOptions {
+            registry: RegistrySettings {
+                defaults,
+                idle: Duration::from_secs_f64(self.controller_idle_seconds),
+                max_controllers: self.max_controllers.max(1),
+            },
+            scrape: ScrapeLimits {
+                max_body_bytes: self.max_body_bytes,
+                concurrency: self.scrape_concurrency.max(1),
+            },
+            first_decision_wait: Duration::from_millis(self.first_decision_wait_ms),
+        })
+    }
+}
+
+/// Markdown table of every metadata key.
+pub fn keys_markdown() -> String {
+    let mut out = String::from("| key | type | default | meaning |\n|---|---|---|---|\n");
+    for k in KEYS {
+        let default = if k.default.is_empty() {
+            "none".to_string()
+        } else {
+            format!("`{}`", k.default)
+        };
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            k.key, k.kind, default, k.meaning
+        ));
+    }
+    out
+}
+
+/// Runs the parsed command line. Configuration errors are returned before anything binds.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Keys => {
+            print!("{}", keys_markdown());
+            Ok(())
+        }
+        Command::Serve(args) => {
+            let options = args.options()?;
+            let grpc = tokio::net::TcpListener::bind(&args.grpc_listen)
+                .await
+                .with_context(|| format!("binding gRPC listener {}", args.grpc_listen))?;
+            let http = tokio::net::TcpListener::bind(&args.http_listen)
+                .await
+                .with_context(|| format!("binding HTTP listener {}", args.http_listen))?;
+            let shutdown = CancellationToken::new();
+            serve::cancel_on_signals(shutdown.clone());
+            serve::run(options, grpc, http, shutdown).await
+        }
+    }
+}

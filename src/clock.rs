@@ -1,0 +1,36 @@
+//! The one place that reads a clock. Everything else receives time as `now_ms`.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+fn origin() -> Instant {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    // Reading the monotonic clock is this module's job.
+    #[allow(clippy::disallowed_methods)]
+    *ORIGIN.get_or_init(Instant::now)
+}
+
+/// Milliseconds on the process-wide monotonic clock (0 at first use).
+pub fn monotonic_ms() -> u64 {
+    #[allow(clippy::disallowed_methods)]
+    let now = Instant::now();
+    u64::try_from(now.duration_since(origin()).as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Measures an elapsed duration (RPC latency, scrape latency).
+#[derive(Debug, Clone, Copy)]
+pub struct Stopwatch(Instant);
+
+impl Stopwatch {
+    /// Starts now.
+    pub fn start() -> Self {
+        #[allow(clippy::disallowed_methods)]
+        Stopwatch(Instant::now())
+    }
+
+    /// Time since start.
+    pub fn elapsed(&self) -> Duration {
+        #[allow(clippy::disallowed_methods)]
+        self.0.elapsed()
+    }
+}

@@ -1,0 +1,518 @@
+//! From one scraped page to the handful of numbers the scaler needs, for every engine
+//! dialect: vLLM (V0 and V1), NVIDIA Dynamo frontend and worker (old and new KV names),
+//! SGLang and TensorRT-LLM.
+//!
+//! Names are matched modulo `:`/`_` (`vllm:x` == `vllm_x`), because Python's OpenMetrics
+//! writer and Prometheus remote storage both rewrite the colon. Each role lists its candidate
+//! families in priority order; the first family present on the page wins, so a Dynamo worker
+//! page that re-exposes the engine's `vllm:*` metrics does not double-count.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::expo::{self, Sample, ScanStats};
+use super::histogram::Histogram;
+
+/// Which engine dialects to read. `Auto` accepts every family, in priority order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// Accept all dialects; the page's families decide.
+    Auto,
+    /// vLLM V0/V1 (`vllm:*`).
+    Vllm,
+    /// NVIDIA Dynamo frontend (`dynamo_frontend_*`) and worker (`dynamo_component_*`); the
+    /// worker port also re-exposes the engine's own metrics, which are read as well.
+    Dynamo,
+    /// SGLang (`sglang:*`).
+    Sglang,
+    /// TensorRT-LLM (`trtllm_*`, and the older unprefixed names).
+    Trtllm,
+}
+
+impl Engine {
+    /// Accepted spellings, for error messages.
+    pub const ACCEPTED: &'static str = "auto, vllm, dynamo, sglang, trtllm";
+
+    /// Parses the `engine` metadata value.
+    pub fn parse(s: &str) -> Option<Engine> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" | "" => Some(Engine::Auto),
+            "vllm" => Some(Engine::Vllm),
+            "dynamo" => Some(Engine::Dynamo),
+            "sglang" => Some(Engine::Sglang),
+            "trtllm" | "tensorrt-llm" => Some(Engine::Trtllm),
+            _ => None,
+        }
+    }
+
+    fn admits(self, dialect: Engine) -> bool {
+        match self {
+            Engine::Auto => true,
+            // Dynamo workers re-expose the engine's native metrics on the same port.
+            Engine::Dynamo => true,
+            other => other == dialect,
+        }
+    }
+}
+
+/// What a family means to the scaler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Role {
+    Ttft,
+    KvUsage,
+    Waiting,
+    Running,
+    Inflight,
+    Preemptions,
+    Requests,
+    CacheConfigInfo,
+    KvCapacityTokens,
+    KvMaxBlocks,
+    KvTokensPerBlock,
+    FrontendTotalKvBlocks,
+    FrontendKvBlockSize,
+    FrontendWorkerActiveBlocks,
+}
+
+/// `(dialect, role, family name)`; within a role, earlier rows win.
+const FAMILIES: &[(Engine, Role, &str)] = &[
+    (
+        Engine::Dynamo,
+        Role::Ttft,
+        "dynamo_frontend_time_to_first_token_seconds",
+    ),
+    (Engine::Vllm, Role::Ttft, "vllm:time_to_first_token_seconds"),
+    (
+        Engine::Sglang,
+        Role::Ttft,
+        "sglang:time_to_first_token_seconds",
+    ),
+    (
+        Engine::Trtllm,
+        Role::Ttft,
+        "trtllm_time_to_first_token_seconds",
+    ),
+    (Engine::Trtllm, Role::Ttft, "time_to_first_token_seconds"),
+    (
+        Engine::Dynamo,
+        Role::KvUsage,
+        "dynamo_component_gpu_cache_usage_percent",
+    ),
+    (
+        Engine::Dynamo,
+        Role::KvUsage,
+        "dynamo_component_kvstats_gpu_cache_usage_percent",
+    ),
+    (Engine::Vllm, Role::KvUsage, "vllm:kv_cache_usage_perc"),
+    (Engine::Vllm, Role::KvUsage, "vllm:gpu_cache_usage_perc"),
+    (Engine::Sglang, Role::KvUsage, "sglang:token_usage"),
+    (Engine::Trtllm, Role::KvUsage, "trtllm_kv_cache_utilization"),
+    (
+        Engine::Dynamo,
+        Role::Waiting,
+        "dynamo_frontend_queued_requests",
+    ),
+    (Engine::Vllm, Role::Waiting, "vllm:num_requests_waiting"),
+    (Engine::Sglang, Role::Waiting, "sglang:num_queue_reqs"),
+    (Engine::Trtllm, Role::Waiting, "trtllm_num_requests_waiting"),
+    (Engine::Vllm, Role::Running, "vllm:num_requests_running"),
+    (Engine::Sglang, Role::Running, "sglang:num_running_reqs"),
+    (Engine::Trtllm, Role::Running, "trtllm_num_requests_running"),
+    (
+        Engine::Dynamo,
+        Role::Inflight,
+        "dynamo_frontend_inflight_requests",
+    ),
+    (
+        Engine::Dynamo,
+        Role::Inflight,
+        "dynamo_component_inflight_requests",
+    ),
+    (
+        Engine::Vllm,
+        Role::Preemptions,
+        "vllm:num_preemptions_total",
+    ),
+    (
+        Engine::Dynamo,
+        Role::Requests,
+        "dynamo_frontend_requests_total",
+    ),
+    (Engine::Vllm, Role::Requests, "vllm:request_success_total"),
+    (Engine::Sglang, Role::Requests, "sglang:num_requests_total"),
+    (
+        Engine::Trtllm,
+        Role::Requests,
+        "trtllm_request_success_total",
+    ),
+    (Engine::Trtllm, Role::Requests, "request_success_total"),
+    (
+        Engine::Vllm,
+        Role::CacheConfigInfo,
+        "vllm:cache_config_info",
+    ),
+    (
+        Engine::Sglang,
+        Role::KvCapacityTokens,
+        "sglang:max_total_num_tokens",
+    ),
+    (
+        Engine::Trtllm,
+        Role::KvMaxBlocks,
+        "trtllm_kv_cache_max_blocks",
+    ),
+    (
+        Engine::Trtllm,
+        Role::KvTokensPerBlock,
+        "trtllm_kv_cache_tokens_per_block",
+    ),
+    (
+        Engine::Dynamo,
+        Role::FrontendTotalKvBlocks,
+        "dynamo_frontend_model_total_kv_blocks",
+    ),
+    (
+        Engine::Dynamo,
+        Role::FrontendKvBlockSize,
+        "dynamo_frontend_model_kv_cache_block_size",
+    ),
+    (
+        Engine::Dynamo,
+        Role::FrontendWorkerActiveBlocks,
+        "dynamo_frontend_worker_active_decode_blocks",
+    ),
+];
+
+/// Everything the scaler reads from one worker's (or frontend's) page.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct WorkerMetrics {
+    /// The dialect whose TTFT/KV families were found (`None`: no known family at all).
+    pub dialect: Option<&'static str>,
+    /// TTFT histograms per series (labels minus `le`, rendered sorted), cumulative.
+    #[serde(skip)]
+    pub ttft: BTreeMap<String, Histogram>,
+    /// Per-series `_created` timestamps of the TTFT histogram, where exposed.
+    #[serde(skip)]
+    pub ttft_created: BTreeMap<String, f64>,
+    /// KV-cache usage fraction 0..1 (mean over the page's engines / DP ranks).
+    pub kv_usage: Option<f64>,
+    /// KV capacity in tokens, when the page tells.
+    pub kv_capacity_tokens: Option<f64>,
+    /// Requests waiting (queued), summed over series.
+    pub waiting: Option<f64>,
+    /// Requests running (in the batch), summed over series.
+    pub running: Option<f64>,
+    /// Cumulative preemptions.
+    pub preemptions_total: Option<f64>,
+    /// Cumulative finished (or, for Dynamo, received) requests.
+    pub requests_total: Option<f64>,
+}
+
+/// The result of reading one page: the numbers plus the scanner's counts.
+#[derive(Debug, Clone, Default)]
+pub struct Extracted {
+    /// The numbers.
+    pub metrics: WorkerMetrics,
+    /// Scanner statistics (malformed lines are counted there).
+    pub stats: ScanStats,
+}
+
+/// Compares metric names treating `:` and `_` as equal.
+fn same_name(exposed: &[u8], family: &[u8]) -> bool {
+    exposed.len() == family.len()
+        && exposed
+            .iter()
+            .zip(family)
+            .all(|(a, b)| a == b || (*a == b':' && *b == b'_') || (*a == b'_' && *b == b':'))
+}
+
+/// Suffix of a histogram sample line, when it is one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Plain,
+    Bucket,
+    Created,
+}
+
+fn classify(name: &str, engine: Engine) -> Option<(usize, Part)> {
+    let bytes = name.as_bytes();
+    // Cheap reject: every family we read starts with one of these letters.
+    if !matches!(bytes.first(), Some(b'v' | b'd' | b's' | b't' | b'r')) {
+        return None;
+    }
+    for (index, (dialect, role, family)) in FAMILIES.iter().enumerate() {
+        if !engine.admits(*dialect) {
+            continue;
+        }
+        let fam = family.as_bytes();
+        if *role == Role::Ttft {
+            if let Some(base) = name.strip_suffix("_bucket")
+                && same_name(base.as_bytes(), fam)
+            {
+                return Some((index, Part::Bucket));
+            }
+            if let Some(base) = name.strip_suffix("_created")
+                && same_name(base.as_bytes(), fam)
+            {
+                return Some((index, Part::Created));
+            }
+            continue;
+        }
+        if same_name(bytes, fam) {
+            return Some((index, Part::Plain));
+        }
+    }
+    None
+}
+
+fn series_key(sample: &Sample<'_>) -> String {
+    let mut labels: Vec<(&str, &str)> = sample
+        .labels
+        .iter()
+        .filter(|(k, _)| *k != "le")
+        .map(|(k, v)| (*k, v.as_ref()))
+        .collect();
+    labels.sort_unstable();
+    let mut key = String::new();
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            key.push(',');
+        }
+        key.push_str(k);
+        key.push('=');
+        key.push_str(v);
+    }
+    key
+}
+
+fn model_matches(sample: &Sample<'_>, model: Option<&str>) -> bool {
+    let Some(want) = model else { return true };
+    match sample.label("model_name").or_else(|| sample.label("model")) {
+        Some(have) => have.eq_ignore_ascii_case(want),
+        None => true,
+    }
+}
+
+#[derive(Default)]
+struct Accumulator {
+    /// Per family index: summed plain values and how many series contributed.
+    plain: BTreeMap<usize, (f64, usize)>,
+    /// Per TTFT family index: series -> (le, cumulative) pairs.
+    buckets: BTreeMap<usize, BTreeMap<String, Vec<(f64, f64)>>>,
+    created: BTreeMap<usize, BTreeMap<String, f64>>,
+    cache_config_tokens: Option<f64>,
+}
+
+/// Reads one page. `model` restricts samples carrying a `model`/`model_name` label to that
+/// model (case-insensitive, as Dynamo lower-cases it on some families).
+pub fn extract(body: &str, engine: Engine, model: Option<&str>) -> Extracted {
+    let mut acc = Accumulator::default();
+    let stats = expo::scan(
+        body,
+        |name| classify(name, engine).is_some(),
+        |sample| {
+            if !model_matches(&sample, model) {
+                return;
+            }
+            let Some((index, part)) = classify(sample.name, engine) else {
+                return;
+            };
+            match part {
+                Part::Bucket => {
+                    let Some(le) = sample.label("le").and_then(|v| v.parse::<f64>().ok()) else {
+                        return;
+                    };
+                    acc.buckets
+                        .entry(index)
+                        .or_default()
+                        .entry(series_key(&sample))
+                        .or_default()
+                        .push((le, sample.value));
+                }
+                Part::Created => {
+                    acc.created
+                        .entry(index)
+                        .or_default()
+                        .insert(series_key(&sample), sample.value);
+                }
+                Part::Plain => {
+                    if FAMILIES[index].1 == Role::CacheConfigInfo {
+                        let blocks = sample
+                            .label("num_gpu_blocks")
+                            .and_then(|v| v.parse::<f64>().ok());
+                        let size = sample
+                            .label("block_size")
+                            .and_then(|v| v.parse::<f64>().ok());
+                        if let (Some(blocks), Some(size)) = (blocks, size) {
+                            *acc.cache_config_tokens.get_or_insert(0.0) += blocks * size;
+                        }
+                        return;
+                    }
+                    if !sample.value.is_finite() {
+                        return;
+                    }
+                    let slot = acc.plain.entry(index).or_insert((0.0, 0));
+                    slot.0 += sample.value;
+                    slot.1 += 1;
+                }
+            }
+        },
+    );
+    Extracted {
+        metrics: acc.finish(),
+        stats,
+    }
+}
+
+impl Accumulator {
+    /// The first family (in table order) of `role` that appeared: `(sum, series)`.
+    fn first(&self, role: Role) -> Option<(f64, usize)> {
+        self.plain
+            .iter()
+            .find(|(index, _)| FAMILIES[**index].1 == role)
+            .map(|(_, v)| *v)
+    }
+
+    fn finish(mut self) -> WorkerMetrics {
+        let mut m = WorkerMetrics::default();
+        if let Some((&index, series)) = self.buckets.iter_mut().next() {
+            m.dialect = Some(dialect_name(FAMILIES[index].0));
+            m.ttft = std::mem::take(series)
+                .into_iter()
+                .map(|(k, pairs)| (k, Histogram::from_pairs(pairs)))
+                .collect();
+            m.ttft_created = self.created.remove(&index).unwrap_or_default();
+        }
+        if let Some((index, (sum, n))) = self
+            .plain
+            .iter()
+            .find(|(index, _)| FAMILIES[**index].1 == Role::KvUsage)
+        {
+            m.dialect.get_or_insert(dialect_name(FAMILIES[*index].0));
+            // Out-of-range fractions are clamped: a gauge above 1 means "full", not "more".
+            m.kv_usage = Some((sum / *n as f64).clamp(0.0, 1.0));
+        }
+        m.waiting = self.first(Role::Waiting).map(|v| v.0);
+        m.running = self.first(Role::Running).map(|v| v.0);
+        if m.running.is_none()
+            && let Some((inflight, _)) = self.first(Role::Inflight)
+        {
+            // Dynamo's in-flight count includes the queued requests.
+            m.running = Some((inflight - m.waiting.unwrap_or(0.0)).max(0.0));
+        }
+        m.preemptions_total = self.first(Role::Preemptions).map(|v| v.0);
+        m.requests_total = self.first(Role::Requests).map(|v| v.0);
+        m.kv_capacity_tokens = self.kv_capacity();
+        if m.kv_usage.is_none()
+            && let (Some((active, _)), Some((total, _))) = (
+                self.first(Role::FrontendWorkerActiveBlocks),
+                self.first(Role::FrontendTotalKvBlocks),
+            )
+            && total > 0.0
+        {
+            m.kv_usage = Some((active / total).clamp(0.0, 1.0));
+        }
+        m
+    }
+
+    fn kv_capacity(&self) -> Option<f64> {
+        let positive = |v: Option<f64>| v.filter(|x| *x > 0.0);
+        if let Some(tokens) = positive(self.cache_config_tokens) {
+            return Some(tokens);
+        }
+        if let Some(tokens) = positive(self.first(Role::KvCapacityTokens).map(|v| v.0)) {
+            return Some(tokens);
+        }
+        if let (Some(blocks), Some(per)) = (
+            positive(self.first(Role::KvMaxBlocks).map(|v| v.0)),
+            positive(self.first(Role::KvTokensPerBlock).map(|v| v.0)),
+        ) {
+            return Some(blocks * per);
+        }
+        // Dynamo reports 0 blocks until the engine is up: 0 means unknown, not full.
+        match (
+            positive(self.first(Role::FrontendTotalKvBlocks).map(|v| v.0)),
+            positive(self.first(Role::FrontendKvBlockSize).map(|v| v.0)),
+        ) {
+            (Some(blocks), Some(size)) => Some(blocks * size),
+            _ => None,
+        }
+    }
+}
+
+fn dialect_name(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Auto => "auto",
+        Engine::Vllm => "vllm",
+        Engine::Dynamo => "dynamo",
+        Engine::Sglang => "sglang",
+        Engine::Trtllm => "trtllm",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colon_and_underscore_spellings_match() {
+        let page = "vllm_num_requests_waiting{engine=\"0\"} 4\nvllm:num_requests_running 2\n";
+        let m = extract(page, Engine::Auto, None).metrics;
+        assert_eq!(m.waiting, Some(4.0));
+        assert_eq!(m.running, Some(2.0));
+    }
+
+    #[test]
+    fn forced_engine_ignores_other_dialects() {
+        let page = "sglang:num_queue_reqs 9\nvllm:num_requests_waiting 1\n";
+        assert_eq!(extract(page, Engine::Vllm, None).metrics.waiting, Some(1.0));
+        assert_eq!(
+            extract(page, Engine::Sglang, None).metrics.waiting,
+            Some(9.0)
+        );
+    }
+
+    #[test]
+    fn newer_kv_name_wins_over_deprecated_one() {
+        let page = "vllm:gpu_cache_usage_perc 0.9\nvllm:kv_cache_usage_perc 0.3\n";
+        assert_eq!(
+            extract(page, Engine::Auto, None).metrics.kv_usage,
+            Some(0.3)
+        );
+        let old_only = "vllm:gpu_cache_usage_perc 0.9\n";
+        assert_eq!(
+            extract(old_only, Engine::Auto, None).metrics.kv_usage,
+            Some(0.9)
+        );
+    }
+
+    #[test]
+    fn dynamo_inflight_minus_queued_is_running() {
+        let page = "dynamo_frontend_inflight_requests{model=\"m\"} 7\ndynamo_frontend_queued_requests{model=\"m\"} 3\n";
+        let m = extract(page, Engine::Dynamo, None).metrics;
+        assert_eq!((m.waiting, m.running), (Some(3.0), Some(4.0)));
+    }
+
+    #[test]
+    fn histogram_series_grouped_minus_le_whatever_its_position() {
+        let page = "x_bucket{le=\"1\",a=\"b\"} 1\n\
+                    vllm:time_to_first_token_seconds_bucket{engine=\"0\",le=\"0.5\"} 3\n\
+                    vllm:time_to_first_token_seconds_bucket{le=\"+Inf\",engine=\"0\"} 4\n\
+                    vllm:time_to_first_token_seconds_bucket{engine=\"1\",le=\"+Inf\"} 1\n";
+        let m = extract(page, Engine::Auto, None).metrics;
+        assert_eq!(m.ttft.len(), 2);
+        assert_eq!(
+            m.ttft["engine=0"].buckets,
+            vec![(0.5, 3.0), (f64::INFINITY, 4.0)]
+        );
+    }
+
+    #[test]
+    fn model_filter_is_case_insensitive() {
+        let page = "dynamo_frontend_queued_requests{model=\"qwen/qwen3-0.6b\"} 2\ndynamo_frontend_queued_requests{model=\"other\"} 5\n";
+        let m = extract(page, Engine::Auto, Some("Qwen/Qwen3-0.6B")).metrics;
+        assert_eq!(m.waiting, Some(2.0));
+    }
+}

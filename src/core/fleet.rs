@@ -1,0 +1,573 @@
+//! The scaler's memory of a fleet between scrape cycles, and the signals computed from it.
+//!
+//! Pure: [`Fleet::apply_cycle`] takes the outcome of one scrape cycle (every discovered target
+//! with its extracted page or its failure) plus the cycle's timestamp, and [`Fleet::signals`]
+//! reads the result. The same code runs live, in replay and in simulation.
+//!
+//! TTFT is kept as a sliding window of per-cycle bucket *deltas* summed across targets, so
+//! the quantile covers exactly the requests that finished in the window, whatever happens to
+//! individual workers: a counter reset counts the post-reset value (PromQL `increase`
+//! semantics), a bucket-set change re-baselines the series, a new worker contributes from
+//! its second scrape, and a departed worker's past deltas stay in the window.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::Serialize;
+
+use super::extract::{Engine, Extracted, WorkerMetrics, extract};
+use super::histogram::{DeltaError, Histogram};
+
+/// Whether a target is an inference worker or a (Dynamo) frontend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetRole {
+    /// A worker: KV usage and running requests come from it.
+    Worker,
+    /// A frontend: TTFT, queue and request counters come from it when configured.
+    Frontend,
+}
+
+/// Why a target has no fresh data this cycle. Bounded set: used as a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StaleKind {
+    /// Connection refused, reset or DNS failure for the URL host.
+    Connect,
+    /// No complete answer within the scrape timeout.
+    Timeout,
+    /// Non-2xx HTTP status.
+    HttpStatus,
+    /// Body larger than the configured cap.
+    BodyTooLarge,
+    /// Body could not be read or decoded (not UTF-8, broken gzip).
+    Body,
+    /// The page parsed but held none of the families the scaler reads.
+    NoKnownMetrics,
+    /// The page exceeded the series limit.
+    TooManySeries,
+}
+
+impl StaleKind {
+    /// Every kind, for metric label sets.
+    pub const ALL: [StaleKind; 7] = [
+        StaleKind::Connect,
+        StaleKind::Timeout,
+        StaleKind::HttpStatus,
+        StaleKind::BodyTooLarge,
+        StaleKind::Body,
+        StaleKind::NoKnownMetrics,
+        StaleKind::TooManySeries,
+    ];
+
+    /// Stable label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StaleKind::Connect => "connect",
+            StaleKind::Timeout => "timeout",
+            StaleKind::HttpStatus => "http_status",
+            StaleKind::BodyTooLarge => "body_too_large",
+            StaleKind::Body => "body",
+            StaleKind::NoKnownMetrics => "no_known_metrics",
+            StaleKind::TooManySeries => "too_many_series",
+        }
+    }
+}
+
+/// A failed observation: bounded kind plus human detail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StaleReason {
+    /// Bounded classification.
+    pub kind: StaleKind,
+    /// Free text for logs and the debug API.
+    pub detail: String,
+}
+
+/// One target's result in one cycle.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    /// Target identity (its URL).
+    pub id: String,
+    /// Worker or frontend.
+    pub role: TargetRole,
+    /// Extracted page, or why there is none.
+    pub outcome: Result<WorkerMetrics, StaleReason>,
+    /// Malformed lines on the page (0 on failure).
+    pub parse_errors: usize,
+}
+
+impl Observation {
+    /// Turns a fetched page (or the fetch failure) into an observation. A page that holds
+    /// none of the families the scaler reads is a failure too: the target is marked stale
+    /// rather than read as an idle worker.
+    pub fn from_page(
+        id: String,
+        role: TargetRole,
+        page: Result<String, StaleReason>,
+        engine: Engine,
+        model: Option<&str>,
+    ) -> Observation {
+        let (outcome, parse_errors) = match page {
+            Err(reason) => (Err(reason), 0),
+            Ok(body) => {
+                let Extracted { metrics, stats } = extract(&body, engine, model);
+                let known = metrics.dialect.is_some()
+                    || metrics.waiting.is_some()
+                    || metrics.running.is_some();
+                if known {
+                    (Ok(metrics), stats.errors)
+                } else {
+                    let detail = match &stats.first_error {
+                        Some(first) => format!(
+                            "no known metric families; {} malformed lines (first: {first})",
+                            stats.errors
+                        ),
+                        None => format!("no known metric families among {} samples", stats.lines),
+                    };
+                    (
+                        Err(StaleReason {
+                            kind: StaleKind::NoKnownMetrics,
+                            detail,
+                        }),
+                        stats.errors,
+                    )
+                }
+            }
+        };
+        Observation {
+            id,
+            role,
+            outcome,
+            parse_errors,
+        }
+    }
+}
+
+/// Configuration of the signal computation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignalConfig {
+    /// Quantile of TTFT to report (0.95).
+    pub ttft_quantile: f64,
+    /// Sliding window for the TTFT quantile and rates, ms.
+    pub window_ms: u64,
+    /// Fewer completions than this in the window: the quantile is undefined.
+    pub ttft_min_samples: f64,
+}
+
+/// What the scaler remembers of one target.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetState {
+    /// Worker or frontend.
+    pub role: TargetRole,
+    /// First cycle that saw the target, ms.
+    pub first_seen_ms: u64,
+    /// Last cycle with a usable page, ms.
+    pub last_ok_ms: Option<u64>,
+    /// Set while the latest observation failed.
+    pub stale: Option<StaleReason>,
+    /// Malformed lines on the last page.
+    pub parse_errors: usize,
+    /// The last usable page's numbers (kept for the debug API; not used once stale).
+    pub metrics: Option<WorkerMetrics>,
+    #[serde(skip)]
+    baseline: Baseline,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Baseline {
+    ttft: BTreeMap<String, Histogram>,
+    created: BTreeMap<String, f64>,
+    requests: Option<f64>,
+    preemptions: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct CycleEntry {
+    at_ms: u64,
+    span_ms: u64,
+    ttft: Histogram,
+    requests: f64,
+    preemptions: f64,
+}
+
+/// Fleet memory. See the module docs.
+#[derive(Debug, Clone, Default)]
+pub struct Fleet {
+    targets: BTreeMap<String, TargetState>,
+    window: VecDeque<CycleEntry>,
+    last_cycle_ms: Option<u64>,
+    last_demand_ms: Option<u64>,
+}
+
+/// Everything the policy and the operators see about a fleet at one instant.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Signals {
+    /// When the signals were computed, ms on the controller's clock.
+    pub at_ms: u64,
+    /// TTFT quantile over the window, seconds; `None` when undefined (too few samples).
+    pub ttft_seconds: Option<f64>,
+    /// The quantile's rank fell in `+Inf`: TTFT is at least `ttft_seconds`.
+    pub ttft_saturated: bool,
+    /// Completions in the TTFT window.
+    pub ttft_samples: f64,
+    /// Mean KV usage fraction across fresh workers.
+    pub kv_usage_mean: Option<f64>,
+    /// Max KV usage fraction across fresh workers.
+    pub kv_usage_max: Option<f64>,
+    /// KV tokens in use across fresh workers whose capacity is known.
+    pub kv_tokens_used: Option<f64>,
+    /// KV capacity in tokens across fresh workers whose capacity is known.
+    pub kv_capacity_tokens: Option<f64>,
+    /// Requests waiting, fleet total.
+    pub waiting: f64,
+    /// Requests running, fleet total.
+    pub running: f64,
+    /// Requests per second over the window.
+    pub request_rate: f64,
+    /// Preemptions per second over the window.
+    pub preemption_rate: f64,
+    /// Workers with data from the latest cycle.
+    pub fresh_workers: usize,
+    /// Workers discovered in the latest cycle.
+    pub total_workers: usize,
+    /// Frontends with data from the latest cycle.
+    pub fresh_frontends: usize,
+    /// Frontends configured.
+    pub total_frontends: usize,
+    /// Last time demand was seen (requests in flight or arriving), ms.
+    pub last_demand_ms: Option<u64>,
+}
+
+impl Fleet {
+    /// Current per-target state, by id.
+    pub fn targets(&self) -> &BTreeMap<String, TargetState> {
+        &self.targets
+    }
+
+    /// Applies one scrape cycle taken at `now_ms`. `observations` must list every target
+    /// discovered this cycle; targets absent from it have departed and are forgotten.
+    pub fn apply_cycle(&mut self, cfg: &SignalConfig, now_ms: u64, observations: Vec<Observation>) {
+        let mut entry = CycleEntry {
+            at_ms: now_ms,
+            span_ms: self.last_cycle_ms.map_or(0, |t| now_ms.saturating_sub(t)),
+            ..CycleEntry::default()
+        };
+        let present: std::collections::BTreeSet<String> =
+            observations.iter().map(|o| o.id.clone()).collect();
+        self.targets.retain(|id, _| present.contains(id));
+
+        let frontends_configured = observations.iter().any(|o| o.role == TargetRole::Frontend);
+        for obs in observations {
+            let state = self.targets.entry(obs.id).or_insert_with(|| TargetState {
+                role: obs.role,
+                first_seen_ms: now_ms,
+                last_ok_ms: None,
+                stale: None,
+                parse_errors: 0,
+                metrics: None,
+                baseline: Baseline::default(),
+            });
+            state.role = obs.role;
+            state.parse_errors = obs.parse_errors;
+            match obs.outcome {
+                Err(reason) => state.stale = Some(reason),
+                Ok(metrics) => {
+                    // With frontends configured, TTFT and request counts come from them only,
+                    // so a Dynamo worker re-exposing vLLM's histogram is not double-counted.
+                    let counts_latency = !frontends_configured || obs.role == TargetRole::Frontend;
+                    let fresh_baseline = state
+                        .last_ok_ms
+                        .is_some_and(|t| now_ms.saturating_sub(t) <= cfg.window_ms);
+                    if counts_latency && fresh_baseline {
+                        accumulate(&state.baseline, &metrics, &mut entry);
+                    }
+                    state.baseline = Baseline {
+                        ttft: metrics.ttft.clone(),
+                        created: metrics.ttft_created.clone(),
+                        requests: metrics.requests_total,
+                        preemptions: metrics.preemptions_total,
+                    };
+                    state.last_ok_ms = Some(now_ms);
+                    state.stale = None;
+                    state.metrics = Some(metrics);
+                }
+            }
+        }
+
+        let busy = self
+            .fresh(None)
+            .any(|(_, m)| m.waiting.unwrap_or(0.0) > 0.0 || m.running.unwrap_or(0.0) > 0.0);
+        if busy || entry.requests > 0.0 {
+            self.last_demand_ms = Some(now_ms);
+        }
+        self.window.push_back(entry);
+        while self
+            .window
+            .front()
+            .is_some_and(|e| now_ms.saturating_sub(e.at_ms) >= cfg.window_ms)
+        {
+            self.window.pop_front();
+        }
+        self.last_cycle_ms = Some(now_ms);
+    }
+
+    /// Fresh targets (latest observation succeeded), optionally of one role.
+    fn fresh(&self, role: Option<TargetRole>) -> impl Iterator<Item = (&str, &WorkerMetrics)> {
+        self.targets
+            .iter()
+            .filter(move |(_, s)| s.stale.is_none() && role.is_none_or(|r| r == s.role))
+            .filter_map(|(id, s)| s.metrics.as_ref().map(|m| (id.as_str(), m)))
+    }
+
+    /// Computes the signals as of the latest cycle.
+    pub fn signals(&self, cfg: &SignalConfig) -> Signals {
+        let mut ttft = Histogram::default();
+        let (mut requests, mut preemptions, mut span_ms) = (0.0, 0.0, 0u64);
+        for e in &self.window {
+            ttft.add(&e.ttft);
+            requests += e.requests;
+            preemptions += e.preemptions;
+            span_ms += e.span_ms;
+        }
+        let samples = ttft.count();
+        let quantile = if samples >= cfg.ttft_min_samples.max(1.0) {
+            ttft.quantile(cfg.ttft_quantile)
+        } else {
+            None
+        };
+        let per_second = |n: f64| {
+            if span_ms > 0 {
+                n * 1000.0 / span_ms as f64
+            } else {
+                0.0
+            }
+        };
+
+        let count = |role| self.targets.values().filter(|s| s.role == role).count();
+        let fresh_count = |role| self.fresh(Some(role)).count();
+        let has_frontends = count(TargetRole::Frontend) > 0;
+
+        let mut kv = Vec::new();
+        let (mut used, mut capacity, mut known) = (0.0, 0.0, false);
+        let (mut worker_running, mut worker_waiting) = (None::<f64>, None::<f64>);
+        for (_, m) in self.fresh(Some(TargetRole::Worker)) {
+            if let Some(u) = m.kv_usage {
+                kv.push(u);
+                if let Some(cap) = m.kv_capacity_tokens {
+                    used += u * cap;
+                    capacity += cap;
+                    known = true;
+                }
+            }
+            if let Some(r) = m.running {
+                *worker_running.get_or_insert(0.0) += r;
+            }
+            if let Some(w) = m.waiting {
+                *worker_waiting.get_or_insert(0.0) += w;
+            }
+        }
+        let (mut fe_running, mut fe_waiting) = (None::<f64>, None::<f64>);
+        for (_, m) in self.fresh(Some(TargetRole::Frontend)) {
+            if let Some(r) = m.running {
+                *fe_running.get_or_insert(0.0) += r;
+            }
+            if let Some(w) = m.waiting {
+                *fe_waiting.get_or_insert(0.0) += w;
+            }
+        }
+        // The frontend queue includes requests not yet routed to any worker, so it wins when
+        // configured; running requests are best counted where they run.
+        let waiting = if has_frontends {
+            fe_waiting.or(worker_waiting)
+        } else {
+            worker_waiting
+        };
+        let running = worker_running.or(fe_running);
+
+        Signals {
+            at_ms: self.last_cycle_ms.unwrap_or(0),
+            ttft_seconds: quantile.map(|q| q.value),
+            ttft_saturated: quantile.is_some_and(|q| q.saturated),
+            ttft_samples: samples,
+            kv_usage_mean: (!kv.is_empty()).then(|| kv.iter().sum::<f64>() / kv.len() as f64),
+            kv_usage_max: kv.iter().copied().reduce(f64::max),
+            kv_tokens_used: known.then_some(used),
+            kv_capacity_tokens: known.then_some(capacity),
+            waiting: waiting.unwrap_or(0.0),
+            running: running.unwrap_or(0.0),
+            request_rate: per_second(requests),
+            preemption_rate: per_second(preemptions),
+            fresh_workers: fresh_count(TargetRole::Worker),
+            total_workers: count(TargetRole::Worker),
+            fresh_frontends: fresh_count(TargetRole::Frontend),
+            total_frontends: count(TargetRole::Frontend),
+            last_demand_ms: self.last_demand_ms,
+        }
+    }
+}
+
+/// Adds this observation's increase over `baseline` to the cycle entry.
+fn accumulate(baseline: &Baseline, now: &WorkerMetrics, entry: &mut CycleEntry) {
+    for (series, hist) in &now.ttft {
+        let Some(prev) = baseline.ttft.get(series) else {
+            continue; // a new series contributes from its second scrape
+        };
+        let restarted = match (baseline.created.get(series), now.ttft_created.get(series)) {
+            (Some(a), Some(b)) => a != b,
+            _ => false,
+        };
+        let delta = if restarted {
+            Ok(hist.clone())
+        } else {
+            match hist.delta_since(prev) {
+                Err(DeltaError::CounterReset) => Ok(hist.clone()),
+                other => other,
+            }
+        };
+        if let Ok(delta) = delta {
+            entry.ttft.add(&delta);
+        }
+    }
+    entry.requests += counter_increase(baseline.requests, now.requests_total);
+    entry.preemptions += counter_increase(baseline.preemptions, now.preemptions_total);
+}
+
+/// `increase()` of a counter between two points: the post-reset value after a reset.
+fn counter_increase(before: Option<f64>, after: Option<f64>) -> f64 {
+    match (before, after) {
+        (Some(b), Some(a)) if a >= b => a - b,
+        (Some(_), Some(a)) => a,
+        _ => 0.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::extract::{Engine, extract};
+
+    const INF: f64 = f64::INFINITY;
+
+    fn cfg() -> SignalConfig {
+        SignalConfig {
+            ttft_quantile: 0.95,
+            window_ms: 60_000,
+            ttft_min_samples: 1.0,
+        }
+    }
+
+    fn page(buckets: &[(f64, f64)], waiting: f64, kv: f64) -> WorkerMetrics {
+        let mut text =
+            format!("vllm:num_requests_waiting {waiting}\nvllm:kv_cache_usage_perc {kv}\n");
+        for (le, c) in buckets {
+            let le = if le.is_infinite() {
+                "+Inf".to_string()
+            } else {
+                le.to_string()
+            };
+            text.push_str(&format!(
+                "vllm:time_to_first_token_seconds_bucket{{le=\"{le}\"}} {c}\n"
+            ));
+        }
+        extract(&text, Engine::Auto, None).metrics
+    }
+
+    fn ok(id: &str, m: WorkerMetrics) -> Observation {
+        Observation {
+            id: id.into(),
+            role: TargetRole::Worker,
+            outcome: Ok(m),
+            parse_errors: 0,
+        }
+    }
+
+    #[test]
+    fn quantile_from_deltas_summed_across_workers() {
+        let mut f = Fleet::default();
+        let c = cfg();
+        f.apply_cycle(
+            &c,
+            0,
+            vec![
+                ok(
+                    "a",
+                    page(&[(0.1, 100.0), (1.0, 100.0), (INF, 100.0)], 0.0, 0.1),
+                ),
+                ok("b", page(&[(0.1, 0.0), (1.0, 0.0), (INF, 0.0)], 0.0, 0.3)),
+            ],
+        );
+        assert_eq!(
+            f.signals(&c).ttft_seconds,
+            None,
+            "first scrape is only a baseline"
+        );
+        // a: +10 fast; b: +10 slow (0.1..1.0]. 20 samples; rank 19 -> 9/10 into (0.1, 1.0].
+        f.apply_cycle(
+            &c,
+            5_000,
+            vec![
+                ok(
+                    "a",
+                    page(&[(0.1, 110.0), (1.0, 110.0), (INF, 110.0)], 0.0, 0.1),
+                ),
+                ok("b", page(&[(0.1, 0.0), (1.0, 10.0), (INF, 10.0)], 2.0, 0.3)),
+            ],
+        );
+        let s = f.signals(&c);
+        assert_eq!(s.ttft_samples, 20.0);
+        assert!((s.ttft_seconds.unwrap() - (0.1 + 0.9 * 0.9)).abs() < 1e-9);
+        assert_eq!(s.waiting, 2.0);
+        assert!((s.kv_usage_mean.unwrap() - 0.2).abs() < 1e-12);
+        assert_eq!(s.kv_usage_max, Some(0.3));
+    }
+
+    #[test]
+    fn counter_reset_counts_post_reset_value_and_window_expires() {
+        let mut f = Fleet::default();
+        let c = cfg();
+        f.apply_cycle(
+            &c,
+            0,
+            vec![ok("a", page(&[(1.0, 50.0), (INF, 50.0)], 0.0, 0.0))],
+        );
+        f.apply_cycle(
+            &c,
+            5_000,
+            vec![ok("a", page(&[(1.0, 3.0), (INF, 4.0)], 0.0, 0.0))],
+        );
+        assert_eq!(f.signals(&c).ttft_samples, 4.0);
+        f.apply_cycle(
+            &c,
+            70_000,
+            vec![ok("a", page(&[(1.0, 3.0), (INF, 4.0)], 0.0, 0.0))],
+        );
+        let s = f.signals(&c);
+        assert_eq!(s.ttft_samples, 0.0);
+        assert_eq!(s.ttft_seconds, None);
+    }
+
+    #[test]
+    fn stale_and_departed_workers() {
+        let mut f = Fleet::default();
+        let c = cfg();
+        f.apply_cycle(
+            &c,
+            0,
+            vec![ok("a", page(&[], 1.0, 0.5)), ok("b", page(&[], 1.0, 0.9))],
+        );
+        let stale = Observation {
+            id: "b".into(),
+            role: TargetRole::Worker,
+            outcome: Err(StaleReason {
+                kind: StaleKind::Timeout,
+                detail: "slow".into(),
+            }),
+            parse_errors: 0,
+        };
+        f.apply_cycle(&c, 5_000, vec![ok("a", page(&[], 1.0, 0.5)), stale]);
+        let s = f.signals(&c);
+        assert_eq!((s.fresh_workers, s.total_workers), (1, 2));
+        assert_eq!(s.kv_usage_max, Some(0.5), "stale data is not used");
+        f.apply_cycle(&c, 10_000, vec![ok("a", page(&[], 1.0, 0.5))]);
+        assert_eq!(f.signals(&c).total_workers, 1);
+    }
+}

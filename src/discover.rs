@@ -1,0 +1,66 @@
+//! Which targets to scrape this cycle: a static list, or one URL per A/AAAA record of a
+//! headless Service (re-resolved every cycle, so new and departed pods show up without
+//! a Kubernetes API watch or RBAC).
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::config::Discovery;
+
+/// Discovery failed; the controller keeps the previous target set and marks it stale.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DiscoverError {
+    /// The resolver answered with an error.
+    #[error("DNS lookup of {host} failed: {message}")]
+    Lookup {
+        /// Name looked up.
+        host: String,
+        /// Resolver message.
+        message: String,
+    },
+    /// The resolver did not answer in time.
+    #[error("DNS lookup of {host} timed out")]
+    Timeout {
+        /// Name looked up.
+        host: String,
+    },
+}
+
+/// Metrics URL of one pod IP.
+pub fn url_for(scheme: &str, ip: IpAddr, port: u16, path: &str) -> String {
+    match ip {
+        IpAddr::V4(v4) => format!("{scheme}://{v4}:{port}{path}"),
+        IpAddr::V6(v6) => format!("{scheme}://[{v6}]:{port}{path}"),
+    }
+}
+
+/// Resolves the targets of one cycle, sorted and de-duplicated.
+pub async fn discover(
+    discovery: &Discovery,
+    timeout: Duration,
+) -> Result<Vec<String>, DiscoverError> {
+    match discovery {
+        Discovery::Static(urls) => Ok(urls.clone()),
+        Discovery::Service {
+            host,
+            port,
+            path,
+            scheme,
+        } => {
+            let lookup = tokio::net::lookup_host((host.as_str(), *port));
+            let addrs = tokio::time::timeout(timeout, lookup)
+                .await
+                .map_err(|_| DiscoverError::Timeout { host: host.clone() })?
+                .map_err(|e| DiscoverError::Lookup {
+                    host: host.clone(),
+                    message: e.to_string(),
+                })?;
+            let mut urls: Vec<String> = addrs
+                .map(|a| url_for(scheme, a.ip(), *port, path))
+                .collect();
+            urls.sort();
+            urls.dedup();
+            Ok(urls)
+        }
+    }
+}

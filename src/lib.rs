@@ -1,0 +1,25 @@
+//! # keda-llm-scaler
+//!
+//! A KEDA external scaler for LLM inference fleets. Data flows in one direction:
+//!
+//! ```text
+//! discover ──> scrape ──> core::extract ──> core::fleet (signals) ──> core::policy ──> snapshot ──> grpc / admin
+//! (DNS/list)   (reqwest)  (lenient scanner)  (TTFT window, KV, queue)  (pure decide)   (watch)      (KEDA, humans)
+//! ```
+//!
+//! - [`core`] is pure: no I/O, no clock, no randomness. Time is an argument.
+//! - [`controller`] runs one loop per ScaledObject and is the only reader of the clock
+//!   (through [`clock`]) besides RPC latency measurement.
+//! - [`grpc`] and [`admin`] only read the latest snapshot.
+
+pub mod admin;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod controller;
+pub mod core;
+pub mod discover;
+pub mod grpc;
+pub mod scrape;
+pub mod serve;
+pub mod telemetry;

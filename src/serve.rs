@@ -1,0 +1,124 @@
+//! `serve`: the gRPC scaler and the admin HTTP server, wired together, with graceful
+//! shutdown driven by one cancellation token.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::admin::{self, AdminState};
+use crate::controller::{Registry, RegistrySettings};
+use crate::grpc::ScalerService;
+use crate::grpc::pb::external_scaler_server::ExternalScalerServer;
+use crate::scrape::{ScrapeLimits, Scraper};
+use crate::telemetry::Telemetry;
+
+/// Everything `serve` needs besides its listeners.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Controller registry settings.
+    pub registry: RegistrySettings,
+    /// Scrape limits.
+    pub scrape: ScrapeLimits,
+    /// How long a first RPC waits for a new controller's first decision.
+    pub first_decision_wait: Duration,
+}
+
+/// Runs both servers until `shutdown` is cancelled, then drains them.
+pub async fn run(
+    options: ServeOptions,
+    grpc: TcpListener,
+    http: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let telemetry = Telemetry::new();
+    let scraper = Scraper::new(&options.scrape).context("building the scrape client")?;
+    let registry = Registry::new(
+        options.registry.clone(),
+        scraper,
+        telemetry.clone(),
+        shutdown.clone(),
+    );
+    let ready = Arc::new(AtomicBool::new(false));
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<ExternalScalerServer<ScalerService>>()
+        .await;
+    let service = ScalerService::new(
+        registry.clone(),
+        telemetry.clone(),
+        shutdown.clone(),
+        options.first_decision_wait,
+    );
+
+    info!(grpc = %grpc.local_addr()?, http = %http.local_addr()?, "keda-llm-scaler serving");
+    let grpc_shutdown = shutdown.clone();
+    let grpc_task = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(ExternalScalerServer::new(service))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async move {
+                grpc_shutdown.cancelled().await
+            }),
+    );
+    let app = admin::router(AdminState {
+        registry,
+        telemetry,
+        ready: ready.clone(),
+    });
+    let http_shutdown = shutdown.clone();
+    let http_task = tokio::spawn(async move {
+        axum::serve(http, app)
+            .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
+            .await
+    });
+    ready.store(true, Ordering::Relaxed);
+
+    shutdown.cancelled().await;
+    ready.store(false, Ordering::Relaxed);
+    health_reporter
+        .set_not_serving::<ExternalScalerServer<ScalerService>>()
+        .await;
+    info!("shutting down");
+    grpc_task
+        .await
+        .context("gRPC server task")?
+        .context("gRPC server")?;
+    http_task
+        .await
+        .context("HTTP server task")?
+        .context("HTTP server")?;
+    Ok(())
+}
+
+/// Cancels `token` on SIGTERM or Ctrl-C.
+pub fn cancel_on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => {
+                        let _ = ctrl_c.await;
+                        token.cancel();
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        token.cancel();
+    });
+}

@@ -1,0 +1,323 @@
+//! The scaler's own Prometheus metrics and the tracing subscriber.
+//!
+//! Metric names follow Prometheus conventions: `keda_llm_scaler_` prefix, base units
+//! (seconds, ratios), `_total` on counters; label values are bounded (namespace and
+//! ScaledObject names, bounded reason/kind enums, gRPC method and code).
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::controller::Snapshot;
+
+/// Labels identifying one ScaledObject.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct SoLabels {
+    /// ScaledObject namespace.
+    pub namespace: String,
+    /// ScaledObject name.
+    pub scaledobject: String,
+}
+
+/// ScaledObject plus a bounded qualifier (reason, stat, state, result).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct SoKindLabels {
+    /// ScaledObject namespace.
+    pub namespace: String,
+    /// ScaledObject name.
+    pub scaledobject: String,
+    /// Bounded qualifier.
+    pub kind: String,
+}
+
+/// gRPC method and status code.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpcLabels {
+    /// RPC method name (`GetMetrics`, ...).
+    pub method: String,
+    /// gRPC status code name (`Ok`, `InvalidArgument`, ...).
+    pub code: String,
+}
+
+/// gRPC method only.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MethodLabels {
+    /// RPC method name.
+    pub method: String,
+}
+
+type GaugeF = Gauge<f64, AtomicU64>;
+
+/// All metric families of one server.
+#[derive(Clone)]
+pub struct Telemetry {
+    registry: Arc<Registry>,
+    desired: Family<SoLabels, GaugeF>,
+    active: Family<SoLabels, GaugeF>,
+    ttft: Family<SoLabels, GaugeF>,
+    ttft_samples: Family<SoLabels, GaugeF>,
+    kv_usage: Family<SoKindLabels, GaugeF>,
+    requests: Family<SoKindLabels, GaugeF>,
+    request_rate: Family<SoLabels, GaugeF>,
+    workers: Family<SoKindLabels, GaugeF>,
+    decision_reason: Family<SoKindLabels, GaugeF>,
+    data_stale: Family<SoLabels, GaugeF>,
+    scrapes: Family<SoKindLabels, Counter>,
+    parse_errors: Family<SoLabels, Counter>,
+    rpcs: Family<RpcLabels, Counter>,
+    rpc_seconds: Family<MethodLabels, Histogram, fn() -> Histogram>,
+    controllers: GaugeF,
+}
+
+fn rpc_histogram() -> Histogram {
+    // 10 µs .. ~0.3 s: GetMetrics is expected in the tens of microseconds.
+    Histogram::new(exponential_buckets(0.000_01, 2.0, 16))
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Telemetry {
+    /// Creates and registers every family.
+    pub fn new() -> Self {
+        let mut r = Registry::with_prefix("keda_llm_scaler");
+        let t = Telemetry {
+            registry: Arc::new(Registry::default()),
+            desired: Family::default(),
+            active: Family::default(),
+            ttft: Family::default(),
+            ttft_samples: Family::default(),
+            kv_usage: Family::default(),
+            requests: Family::default(),
+            request_rate: Family::default(),
+            workers: Family::default(),
+            decision_reason: Family::default(),
+            data_stale: Family::default(),
+            scrapes: Family::default(),
+            parse_errors: Family::default(),
+            rpcs: Family::default(),
+            rpc_seconds: Family::new_with_constructor(rpc_histogram as fn() -> Histogram),
+            controllers: GaugeF::default(),
+        };
+        r.register(
+            "desired_replicas",
+            "Desired replica count answered to KEDA",
+            t.desired.clone(),
+        );
+        r.register(
+            "active",
+            "1 when the fleet has demand (IsActive)",
+            t.active.clone(),
+        );
+        r.register(
+            "ttft_quantile_seconds",
+            "Configured TTFT quantile over the window; NaN when undefined",
+            t.ttft.clone(),
+        );
+        r.register(
+            "ttft_window_samples",
+            "Completed requests in the TTFT window",
+            t.ttft_samples.clone(),
+        );
+        r.register(
+            "kv_cache_usage_ratio",
+            "KV-cache usage across fresh workers (kind=mean|max)",
+            t.kv_usage.clone(),
+        );
+        r.register(
+            "requests",
+            "Requests in the fleet (kind=waiting|running)",
+            t.requests.clone(),
+        );
+        r.register(
+            "request_rate_per_second",
+            "Request completions per second over the window",
+            t.request_rate.clone(),
+        );
+        r.register(
+            "workers",
+            "Discovered workers by freshness (kind=fresh|stale)",
+            t.workers.clone(),
+        );
+        r.register(
+            "decision_reason",
+            "1 for the reason of the current decision",
+            t.decision_reason.clone(),
+        );
+        r.register(
+            "data_stale",
+            "1 while the controller holds on stale or missing data",
+            t.data_stale.clone(),
+        );
+        r.register(
+            "scrapes",
+            "Scrapes by result (kind=ok or a stale reason)",
+            t.scrapes.clone(),
+        );
+        r.register(
+            "parse_errors",
+            "Malformed exposition lines skipped",
+            t.parse_errors.clone(),
+        );
+        r.register(
+            "grpc_requests",
+            "gRPC requests by method and status code",
+            t.rpcs.clone(),
+        );
+        r.register(
+            "grpc_request_duration_seconds",
+            "gRPC handling time by method",
+            t.rpc_seconds.clone(),
+        );
+        r.register(
+            "controllers",
+            "ScaledObject controllers running",
+            t.controllers.clone(),
+        );
+        Telemetry {
+            registry: Arc::new(r),
+            ..t
+        }
+    }
+
+    /// Renders the registry as OpenMetrics text.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+
+    /// Records one RPC.
+    pub fn rpc(&self, method: &str, code: tonic::Code, seconds: f64) {
+        self.rpcs
+            .get_or_create(&RpcLabels {
+                method: method.to_string(),
+                code: format!("{code:?}"),
+            })
+            .inc();
+        self.rpc_seconds
+            .get_or_create(&MethodLabels {
+                method: method.to_string(),
+            })
+            .observe(seconds);
+    }
+
+    /// Records one scrape result.
+    pub fn scrape(&self, so: &SoLabels, result: &str, parse_errors: usize) {
+        self.scrapes.get_or_create(&kind(so, result)).inc();
+        if parse_errors > 0 {
+            self.parse_errors
+                .get_or_create(so)
+                .inc_by(parse_errors as u64);
+        }
+    }
+
+    /// Sets the number of running controllers.
+    pub fn set_controllers(&self, n: usize) {
+        self.controllers.set(n as f64);
+    }
+
+    /// Publishes a snapshot's figures.
+    pub fn publish(&self, so: &SoLabels, snap: &Snapshot) {
+        let s = &snap.signals;
+        let d = &snap.decision;
+        self.desired.get_or_create(so).set(f64::from(d.desired));
+        self.active
+            .get_or_create(so)
+            .set(if d.active { 1.0 } else { 0.0 });
+        self.ttft
+            .get_or_create(so)
+            .set(s.ttft_seconds.unwrap_or(f64::NAN));
+        self.ttft_samples.get_or_create(so).set(s.ttft_samples);
+        self.kv_usage
+            .get_or_create(&kind(so, "mean"))
+            .set(s.kv_usage_mean.unwrap_or(f64::NAN));
+        self.kv_usage
+            .get_or_create(&kind(so, "max"))
+            .set(s.kv_usage_max.unwrap_or(f64::NAN));
+        self.requests
+            .get_or_create(&kind(so, "waiting"))
+            .set(s.waiting);
+        self.requests
+            .get_or_create(&kind(so, "running"))
+            .set(s.running);
+        self.request_rate.get_or_create(so).set(s.request_rate);
+        self.workers
+            .get_or_create(&kind(so, "fresh"))
+            .set(s.fresh_workers as f64);
+        self.workers
+            .get_or_create(&kind(so, "stale"))
+            .set(s.total_workers.saturating_sub(s.fresh_workers) as f64);
+        for reason in crate::core::policy::Reason::ALL {
+            let on = if reason == d.reason { 1.0 } else { 0.0 };
+            self.decision_reason
+                .get_or_create(&kind(so, reason.as_str()))
+                .set(on);
+        }
+        let stale = d.reason == crate::core::policy::Reason::DataStale;
+        self.data_stale
+            .get_or_create(so)
+            .set(if stale { 1.0 } else { 0.0 });
+    }
+
+    /// Drops every series of a ScaledObject whose controller stopped.
+    pub fn forget(&self, so: &SoLabels) {
+        for f in [
+            &self.desired,
+            &self.active,
+            &self.ttft,
+            &self.ttft_samples,
+            &self.request_rate,
+            &self.data_stale,
+        ] {
+            f.remove(so);
+        }
+        self.parse_errors.remove(so);
+        let kinds = ["mean", "max", "waiting", "running", "fresh", "stale", "ok"];
+        let reasons = crate::core::policy::Reason::ALL.map(|r| r.as_str());
+        let stale_kinds = crate::core::fleet::StaleKind::ALL.map(|k| k.as_str());
+        for k in kinds.iter().chain(&reasons).chain(&stale_kinds) {
+            let l = kind(so, k);
+            self.kv_usage.remove(&l);
+            self.requests.remove(&l);
+            self.workers.remove(&l);
+            self.decision_reason.remove(&l);
+            self.scrapes.remove(&l);
+        }
+    }
+}
+
+fn kind(so: &SoLabels, k: &str) -> SoKindLabels {
+    SoKindLabels {
+        namespace: so.namespace.clone(),
+        scaledobject: so.scaledobject.clone(),
+        kind: k.to_string(),
+    }
+}
+
+/// Installs the global tracing subscriber: human-readable text, or JSON lines.
+pub fn init_tracing(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    // A subscriber may already be installed (tests); that one keeps working.
+    let _ = result;
+}
