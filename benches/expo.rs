@@ -1,1 +1,60 @@
-fn main() {}
+//! Parsing throughput on the real captures: the scaler's filtered extraction, a full scan of
+//! every sample with our scanner, and `prometheus-parse` (which drops `vllm:*`/`sglang:*`).
+//!
+//! `cargo bench --bench expo`; results in BENCHMARKS.md.
+
+use std::path::PathBuf;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use keda_llm_scaler::core::expo::scan;
+use keda_llm_scaler::core::extract::{Engine, extract};
+
+fn captures() -> Vec<(String, String)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/real-metrics");
+    let mut out = Vec::new();
+    for name in [
+        "vllm-0.19.1_v1_llama3.1-8b_a100_kvwarden.txt",
+        "sglang-0.4.0era_llama3.1-8b_sglang-docs.txt",
+        "dynamo-frontend_qwen3-0.6b_dynamo-docs.txt",
+    ] {
+        if let Ok(body) = std::fs::read_to_string(dir.join(name)) {
+            out.push((name.split('_').next().unwrap_or(name).to_string(), body));
+        }
+    }
+    out
+}
+
+fn bench(c: &mut Criterion) {
+    for (label, body) in captures() {
+        let mut group = c.benchmark_group(format!("parse/{label}"));
+        group.throughput(Throughput::Bytes(body.len() as u64));
+        group.bench_function("extract (scaler path)", |b| {
+            b.iter(|| extract(std::hint::black_box(&body), Engine::Auto, None))
+        });
+        group.bench_function("scan all samples", |b| {
+            b.iter(|| {
+                let mut n = 0usize;
+                scan(std::hint::black_box(&body), |_| true, |_| n += 1);
+                n
+            })
+        });
+        group.bench_function("prometheus-parse", |b| {
+            b.iter(|| {
+                let lines = std::hint::black_box(&body)
+                    .lines()
+                    .map(|l| Ok(l.to_string()));
+                prometheus_parse::Scrape::parse(lines)
+                    .map(|s| s.samples.len())
+                    .unwrap_or(0)
+            })
+        });
+        group.finish();
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(2)).warm_up_time(std::time::Duration::from_millis(500));
+    targets = bench
+}
+criterion_main!(benches);

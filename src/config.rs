@@ -135,6 +135,66 @@ pub const KEYS: &[KeySpec] = &[
         meaning: "How long a lower need must hold before scaling down.",
     },
     KeySpec {
+        key: "scaleUpUtilization",
+        kind: "number in (0,1]",
+        default: "0.8",
+        meaning: "Utilisation (demand / (replicas x concurrencyPerReplica)) above which capacity is added.",
+    },
+    KeySpec {
+        key: "scaleDownUtilization",
+        kind: "number in (0,1)",
+        default: "0.6",
+        meaning: "Projected utilisation after removing replicas must stay below this for the whole scale-down window.",
+    },
+    KeySpec {
+        key: "concurrencyPerReplica",
+        kind: "number",
+        default: "48",
+        meaning: "Seed of the per-replica capacity: requests in flight at the TTFT knee (Qwen3-0.6B on one H100 saturates near 60-70 in flight); calibrated online within 0.5x-1.5x from TTFT.",
+    },
+    KeySpec {
+        key: "postScaleUpHoldSeconds",
+        kind: "number",
+        default: "600",
+        meaning: "No scale-down for this long after a scale-up.",
+    },
+    KeySpec {
+        key: "scaleDownStepSeconds",
+        kind: "number",
+        default: "120",
+        meaning: "Period of scale-down steps.",
+    },
+    KeySpec {
+        key: "scaleDownMaxPercent",
+        kind: "number",
+        default: "10",
+        meaning: "Each scale-down step removes at most this percentage of ready replicas (at least 1).",
+    },
+    KeySpec {
+        key: "maxScaleUpFactor",
+        kind: "number >= 1",
+        default: "2",
+        meaning: "Scale up at most to this multiple of supply per decision, or by `maxScaleUpStep`, whichever is larger.",
+    },
+    KeySpec {
+        key: "maxScaleUpStep",
+        kind: "integer",
+        default: "4",
+        meaning: "Additive scale-up allowance per decision (see `maxScaleUpFactor`).",
+    },
+    KeySpec {
+        key: "pendingTimeoutSeconds",
+        kind: "number",
+        default: "600",
+        meaning: "A requested replica not serving by then stops counting as supply (reason `capacity_blocked`).",
+    },
+    KeySpec {
+        key: "hpaTolerance",
+        kind: "number in [0,0.5]",
+        default: "0",
+        meaning: "The HPA tolerance of your cluster; set 0.1 where `behavior.*.tolerance: 0` is not supported, so small scale-ups are pushed past the dead band.",
+    },
+    KeySpec {
         key: "activationWindowSeconds",
         kind: "number",
         default: "300",
@@ -435,6 +495,14 @@ impl ScalerConfig {
                 "must cover at least two scrape intervals",
             ));
         }
+        let up = l.number("scaleUpUtilization", 0.05, 1.0)?;
+        let down = l.number("scaleDownUtilization", 0.01, 0.99)?;
+        if down >= up {
+            return Err(err(
+                "scaleDownUtilization",
+                format!("must be below scaleUpUtilization ({up}), got {down}"),
+            ));
+        }
         let metric_name = l.get("metricName");
         if !metric_name_ok(&metric_name) {
             return Err(err(
@@ -458,15 +526,42 @@ impl ScalerConfig {
                 max_replicas,
                 ttft_target_s: l.number("ttftTargetMs", 1.0, 600_000.0)? / 1000.0,
                 kv_target: l.number("kvCacheTarget", 0.05, 1.0)?,
+                scale_up_utilization: up,
+                scale_down_utilization: down,
+                concurrency_per_replica: l.number("concurrencyPerReplica", 0.1, 100_000.0)?,
                 scale_down_window_ms: l.millis("scaleDownWindowSeconds", 0.0, 86_400.0)?,
+                post_scale_up_hold_ms: l.millis("postScaleUpHoldSeconds", 0.0, 86_400.0)?,
+                scale_down_step_ms: l.millis("scaleDownStepSeconds", 0.0, 86_400.0)?,
+                scale_down_max_fraction: l.number("scaleDownMaxPercent", 1.0, 100.0)? / 100.0,
+                max_scale_up_factor: l.number("maxScaleUpFactor", 1.0, 100.0)?,
+                max_scale_up_step: l.integer("maxScaleUpStep", 1, 10_000)?,
+                pending_timeout_ms: l.millis("pendingTimeoutSeconds", 1.0, 86_400.0)?,
                 stale_hold_ms: l.millis("staleHoldSeconds", 0.0, 86_400.0)?,
                 activation_window_ms: l.millis("activationWindowSeconds", 0.0, 86_400.0)?,
+                hpa_tolerance: l.number("hpaTolerance", 0.0, 0.5)?,
+                config_hash: config_hash(metadata, defaults),
             },
             scrape_interval_ms,
             scrape_timeout_ms,
             metric_name,
         })
     }
+}
+
+/// A short, stable hash of the effective metadata (FNV-1a over sorted `key=value` lines),
+/// quoted in every decision so a replay can tell which configuration produced it.
+pub fn config_hash(
+    metadata: &BTreeMap<String, String>,
+    defaults: &BTreeMap<String, String>,
+) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (k, v) in defaults.iter().chain(metadata.iter()) {
+        for b in k.bytes().chain([b'=']).chain(v.bytes()).chain([b'\n']) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
 }
 
 /// Parses `key=value` pairs given on the command line into a defaults map, validating keys.

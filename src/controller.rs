@@ -54,11 +54,31 @@ pub struct Snapshot {
     pub signals: Signals,
     /// Per-target freshness.
     pub targets: Vec<TargetView>,
+    /// Recent decisions where the answer or its reason changed, newest last.
+    pub history: Vec<HistoryEntry>,
     /// Cycle number, from 1.
     pub cycle: u64,
     /// Monotonic timestamp of the cycle, ms.
     pub at_ms: u64,
 }
+
+/// One past decision, for the debug API.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryEntry {
+    /// Cycle time, ms.
+    pub at_ms: u64,
+    /// Answer.
+    pub desired: u32,
+    /// Reason code.
+    pub reason: &'static str,
+    /// Binding signal.
+    pub binding: &'static str,
+    /// Explanation.
+    pub detail: String,
+}
+
+/// How many past decisions a snapshot carries.
+const HISTORY: usize = 20;
 
 /// Handle to a running controller.
 #[derive(Debug)]
@@ -358,6 +378,7 @@ async fn run(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut cycle = 0u64;
     let mut previous: Option<Decision> = None;
+    let mut history: std::collections::VecDeque<HistoryEntry> = std::collections::VecDeque::new();
     loop {
         tokio::select! {
             () = cancel.cancelled() => break,
@@ -410,6 +431,16 @@ async fn run(
                     "{msg}"
                 );
             };
+            history.push_back(HistoryEntry {
+                at_ms: now_ms,
+                desired: decision.desired,
+                reason: decision.reason.as_str(),
+                binding: decision.binding.as_str(),
+                detail: decision.detail.clone(),
+            });
+            if history.len() > HISTORY {
+                history.pop_front();
+            }
             if decision.reason == policy::Reason::DataStale {
                 warn!(
                     namespace = labels.namespace.as_str(),
@@ -438,6 +469,7 @@ async fn run(
             decision: decision.clone(),
             signals,
             targets,
+            history: history.iter().cloned().collect(),
             cycle,
             at_ms: now_ms,
         };

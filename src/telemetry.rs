@@ -68,6 +68,9 @@ pub struct Telemetry {
     workers: Family<SoKindLabels, GaugeF>,
     decision_reason: Family<SoKindLabels, GaugeF>,
     data_stale: Family<SoLabels, GaugeF>,
+    binding: Family<SoKindLabels, GaugeF>,
+    pending: Family<SoLabels, GaugeF>,
+    capacity: Family<SoLabels, GaugeF>,
     scrapes: Family<SoKindLabels, Counter>,
     parse_errors: Family<SoLabels, Counter>,
     rpcs: Family<RpcLabels, Counter>,
@@ -102,6 +105,9 @@ impl Telemetry {
             workers: Family::default(),
             decision_reason: Family::default(),
             data_stale: Family::default(),
+            binding: Family::default(),
+            pending: Family::default(),
+            capacity: Family::default(),
             scrapes: Family::default(),
             parse_errors: Family::default(),
             rpcs: Family::default(),
@@ -265,6 +271,16 @@ impl Telemetry {
                 .get_or_create(&kind(so, reason.as_str()))
                 .set(on);
         }
+        for b in crate::core::policy::Binding::ALL {
+            let on = if b == d.binding { 1.0 } else { 0.0 };
+            self.binding.get_or_create(&kind(so, b.as_str())).set(on);
+        }
+        self.pending
+            .get_or_create(so)
+            .set(f64::from(d.inputs.pending));
+        self.capacity
+            .get_or_create(so)
+            .set(d.inputs.capacity_per_replica);
         let stale = d.reason == crate::core::policy::Reason::DataStale;
         self.data_stale
             .get_or_create(so)
@@ -287,13 +303,20 @@ impl Telemetry {
         let kinds = ["mean", "max", "waiting", "running", "fresh", "stale", "ok"];
         let reasons = crate::core::policy::Reason::ALL.map(|r| r.as_str());
         let stale_kinds = crate::core::fleet::StaleKind::ALL.map(|k| k.as_str());
-        for k in kinds.iter().chain(&reasons).chain(&stale_kinds) {
+        let bindings = crate::core::policy::Binding::ALL.map(|b| b.as_str());
+        for k in kinds
+            .iter()
+            .chain(&reasons)
+            .chain(&stale_kinds)
+            .chain(&bindings)
+        {
             let l = kind(so, k);
             self.kv_usage.remove(&l);
             self.requests.remove(&l);
             self.workers.remove(&l);
             self.decision_reason.remove(&l);
             self.scrapes.remove(&l);
+            self.binding.remove(&l);
         }
     }
 }

@@ -121,6 +121,8 @@ async fn no_scale_down_on_stale_data_and_reasons_are_visible() {
             ("targets", &targets2),
             ("scrapeIntervalSeconds", "0.1"),
             ("scaleDownWindowSeconds", "0"),
+            ("scaleDownStepSeconds", "0"),
+            ("scaleDownMaxPercent", "100"),
         ],
     );
     client.get_metric_spec(r2.clone()).await.unwrap();

@@ -60,8 +60,19 @@ async fn real_captures_as_they_are() {
         "{s}"
     );
     assert_eq!(e["targets"][0]["dialect"], "sglang");
-    // A queue of thousands with 28 % KV: KV alone asks ceil(0.28 / 0.8) = 1 replica.
-    assert_eq!(e["desired_replicas"], 1);
+    // 2826 queued + 162 running = 2988 in flight against 48 x 0.8 per replica asks for 78
+    // replicas; from one replica the first step is rate-limited to max(1 x 2, 1 + 4) = 5.
+    assert_eq!(e["desired_replicas"], 5, "{e}");
+    assert_eq!(e["reason"], "scale_up");
+    assert_eq!(e["candidates"]["concurrency"], 78);
+    assert!(
+        e["clamps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "rate_up"),
+        "{e}"
+    );
 
     let e = scaler
         .wait_debug("vllm", 5.0, |e| e["signals"]["fresh_workers"] == 1)
