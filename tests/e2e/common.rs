@@ -146,6 +146,20 @@ impl Worker {
         Worker { addr, mode, task }
     }
 
+    /// `n` workers serving `page`, and their `targets` metadata value.
+    pub async fn fleet(n: usize, page: &str) -> (Vec<Worker>, String) {
+        let mut workers = Vec::with_capacity(n);
+        for _ in 0..n {
+            workers.push(Worker::start(Mode::Page(page.to_string())).await);
+        }
+        let targets = workers
+            .iter()
+            .map(Worker::target)
+            .collect::<Vec<_>>()
+            .join(",");
+        (workers, targets)
+    }
+
     pub fn set(&self, mode: Mode) {
         *self.mode.lock().expect("mode lock") = mode;
     }

@@ -11,16 +11,7 @@ use crate::common::*;
 async fn no_scale_down_on_stale_data_and_reasons_are_visible() {
     let idle = fixture(VLLM);
     let hot = set_value(&idle, "vllm:kv_cache_usage_perc", 0.9);
-    let workers = [
-        Worker::start(Mode::Page(hot.clone())).await,
-        Worker::start(Mode::Page(hot.clone())).await,
-        Worker::start(Mode::Page(hot.clone())).await,
-    ];
-    let targets = workers
-        .iter()
-        .map(Worker::target)
-        .collect::<Vec<_>>()
-        .join(",");
+    let (workers, targets) = Worker::fleet(3, &hot).await;
     let scaler = Scaler::start().await;
     let mut client = scaler.client().await;
     let r = so_ref(

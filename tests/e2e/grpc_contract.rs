@@ -14,16 +14,7 @@ use crate::common::*;
 async fn metric_spec_metrics_prefix_and_health() {
     let idle = fixture(VLLM);
     let hot = set_value(&idle, "vllm:kv_cache_usage_perc", 0.9);
-    let workers = [
-        Worker::start(Mode::Page(hot.clone())).await,
-        Worker::start(Mode::Page(hot.clone())).await,
-        Worker::start(Mode::Page(hot)).await,
-    ];
-    let targets = workers
-        .iter()
-        .map(Worker::target)
-        .collect::<Vec<_>>()
-        .join(",");
+    let (_workers, targets) = Worker::fleet(3, &hot).await;
     let scaler = Scaler::start().await;
     let mut client = scaler.client().await;
     let r = so_ref(
