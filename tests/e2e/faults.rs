@@ -215,3 +215,57 @@ async fn headless_service_is_resolved_by_dns() {
     );
     scaler.shutdown.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_bodies_are_refused_and_idle_controllers_dropped() {
+    use keda_llm_scaler::controller::RegistrySettings;
+    use keda_llm_scaler::scrape::ScrapeLimits;
+    use keda_llm_scaler::serve::ServeOptions;
+
+    // A real page padded past the 256 KiB cap with comment lines.
+    let mut huge = fixture(VLLM);
+    while huge.len() < 300 << 10 {
+        huge.push_str("# padding padding padding padding padding padding padding padding\n");
+    }
+    let big = Worker::start(Mode::Page(huge)).await;
+    let scaler = Scaler::start_with(ServeOptions {
+        registry: RegistrySettings {
+            idle: Duration::from_millis(400),
+            ..RegistrySettings::default()
+        },
+        scrape: ScrapeLimits {
+            max_body_bytes: 256 << 10,
+            concurrency: 4,
+        },
+        first_decision_wait: Duration::from_millis(1500),
+    })
+    .await;
+    let mut client = scaler.client().await;
+    let target = big.target();
+    let r = so_ref(
+        "big",
+        &[("targets", &target), ("scrapeIntervalSeconds", "0.1")],
+    );
+    client.get_metric_spec(r).await.unwrap();
+    let e = scaler
+        .wait_debug("big", 5.0, |e| e["cycle"].as_u64() >= Some(1))
+        .await;
+    assert_eq!(
+        e["targets"][0]["stale_reason"]["kind"], "body_too_large",
+        "{e}"
+    );
+    assert_eq!(e["reason"], "data_stale");
+
+    // No RPC for longer than the idle time: the controller and its series are gone.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(
+        scaler.debug_entry("big").await.is_none(),
+        "idle controller dropped"
+    );
+    let metrics = scaler.http_get("/metrics").await;
+    assert!(
+        !metrics.contains(r#"scaledobject="big""#),
+        "series of a dropped controller are removed"
+    );
+    scaler.shutdown.cancel();
+}
