@@ -333,3 +333,40 @@ proptest! {
         prop_assert!(answers[..=limit].iter().skip((drop_at / TICK) as usize).any(|d| *d < before), "no scale-down after the drop: {answers:?}");
     }
 }
+
+#[test]
+fn frontend_queue_wakes_a_fleet_at_zero_workers() {
+    use crate::core::extract::{Engine, extract};
+    use crate::core::fleet::{Fleet, Observation, SignalConfig, TargetRole};
+    // Zero workers discovered; the Dynamo frontend still exists and has requests queued.
+    let sc = SignalConfig {
+        ttft_quantile: 0.95,
+        window_ms: 60_000,
+        ttft_min_samples: 20.0,
+    };
+    let page = "dynamo_frontend_queued_requests{model=\"qwen/qwen3-0.6b\"} 3\ndynamo_frontend_inflight_requests{model=\"qwen/qwen3-0.6b\"} 3\n";
+    let mut fleet = Fleet::default();
+    let obs = Observation {
+        id: "http://fe:8000/metrics".into(),
+        role: TargetRole::Frontend,
+        outcome: Ok(extract(page, Engine::Dynamo, None).metrics),
+        parse_errors: 0,
+    };
+    fleet.apply_cycle(&sc, 0, vec![obs]);
+    let s = fleet.signals(&sc);
+    assert_eq!((s.waiting, s.total_workers), (3.0, 0));
+    let c = PolicyConfig {
+        min_replicas: 0,
+        ..cfg()
+    };
+    let (d, _) = decide(&c, &PolicyState::default(), &s, 0);
+    assert!(
+        d.active,
+        "the frontend queue activates the fleet so KEDA scales 0 -> 1"
+    );
+    assert_eq!(
+        d.reason,
+        Reason::DataStale,
+        "no worker metrics: the answer holds, it does not read 0 as idle"
+    );
+}
