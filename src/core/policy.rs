@@ -431,15 +431,13 @@ pub fn decide(
 
     // Fleet totals measured on the fresh subset, extrapolated to every ready replica through
     // the per-replica value (stale replicas are assumed as loaded as the fresh ones).
-    let fresh_n = fresh.max(1);
-    let demand = FleetTotal(s.waiting + s.running)
-        .per(fresh_n)
-        .times(ready.max(fresh));
-    let queue = FleetTotal(s.waiting).per(fresh_n).times(ready.max(fresh));
-    let kv_sum = s
-        .kv_usage_mean
-        .map(|m| PerReplica(m).times(ready.max(fresh)));
+    let fleet = ready.max(fresh);
+    let extrapolate = |measured: f64| FleetTotal(measured).per(fresh.max(1)).times(fleet);
+    let demand = extrapolate(s.waiting + s.running);
+    let queue = extrapolate(s.waiting);
+    let kv_sum = s.kv_usage_mean.map(|m| PerReplica(m).times(fleet));
     let kv_max = s.kv_usage_max.map(PerReplica);
+    let demand_per_replica = demand.per(ready.max(1));
 
     let mut inputs = Inputs {
         demand,
@@ -465,7 +463,7 @@ pub fn decide(
         clamps.push(Clamp::HoldStale);
         // Scale up only when the fresh subset alone proves overload.
         let overload = fresh > 0
-            && (demand.per(ready.max(1)).0 > capacity.0 * cfg.scale_up_utilization
+            && (demand_per_replica.0 > capacity.0 * cfg.scale_up_utilization
                 || kv_max.is_some_and(|k| k.0 >= 0.95));
         let mut desired = held;
         if overload {
@@ -525,7 +523,7 @@ pub fn decide(
 
     // Online calibration of the per-replica capacity, within [0.5, 1.5] x seed.
     let seed = cfg.concurrency_per_replica;
-    let utilization = demand.per(ready.max(1)).0 / capacity.0;
+    let utilization = demand_per_replica.0 / capacity.0;
     let mut calibrated = capacity.0;
     if let Some(ttft) = s.ttft_seconds {
         if ttft > cfg.ttft_target_s && utilization < cfg.scale_up_utilization && demand.0 > 0.0 {
