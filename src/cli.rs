@@ -1,5 +1,6 @@
 //! Command line: `serve` (the scaler), `keys` (the metadata reference).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -9,7 +10,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{self, KEYS};
 use crate::controller::RegistrySettings;
 use crate::scrape::ScrapeLimits;
-use crate::serve::{self, ServeOptions};
+use crate::serve::{self, ServeOptions, TlsOptions};
+use crate::tls::TlsFiles;
 
 /// KEDA external scaler for LLM inference fleets (vLLM, NVIDIA Dynamo, SGLang, TensorRT-LLM).
 #[derive(Debug, Parser)]
@@ -59,6 +61,18 @@ pub struct ServeArgs {
     /// How long the first GetMetrics/IsActive of a new ScaledObject waits for its first decision, ms.
     #[arg(long, env = "KLS_FIRST_DECISION_WAIT_MS", default_value_t = 1500)]
     pub first_decision_wait_ms: u64,
+    /// PEM certificate chain: serve gRPC over TLS (ALPN h2). Plain-text without it.
+    #[arg(long, env = "KLS_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "KLS_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA bundle: require client certificates signed by it (mTLS; KEDA's `tlsClientCert`).
+    #[arg(long, env = "KLS_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// How often the TLS files are re-read, seconds (rotated Secrets apply without a restart).
+    #[arg(long, env = "KLS_TLS_RELOAD_SECONDS", default_value_t = 10.0)]
+    pub tls_reload_seconds: f64,
 }
 
 impl ServeArgs {
@@ -69,7 +83,23 @@ impl ServeArgs {
             self.controller_idle_seconds.is_finite() && self.controller_idle_seconds > 0.0,
             "--controller-idle-seconds must be positive"
         );
+        anyhow::ensure!(
+            self.tls_reload_seconds.is_finite() && self.tls_reload_seconds >= 0.1,
+            "--tls-reload-seconds must be at least 0.1"
+        );
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsOptions {
+                files: TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    client_ca: self.tls_client_ca.clone(),
+                },
+                reload_every: Duration::from_secs_f64(self.tls_reload_seconds),
+            }),
+            _ => None,
+        };
         Ok(ServeOptions {
+            tls,
             registry: RegistrySettings {
                 defaults,
                 idle: Duration::from_secs_f64(self.controller_idle_seconds),

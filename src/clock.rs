@@ -34,3 +34,13 @@ impl Stopwatch {
         self.0.elapsed()
     }
 }
+
+/// Seconds since the Unix epoch, for timestamps shown to people and Prometheus (never for
+/// decisions, which use the monotonic clock).
+pub fn unix_seconds() -> f64 {
+    #[allow(clippy::disallowed_methods)]
+    let now = std::time::SystemTime::now();
+    now.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}

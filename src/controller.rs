@@ -473,7 +473,7 @@ async fn run(
             cycle,
             at_ms: now_ms,
         };
-        telemetry.publish(&labels, &snapshot);
+        telemetry.publish(&labels, &snapshot, config.policy.ttft_target_s);
         previous = Some(decision);
         tx.send_replace(Some(Arc::new(snapshot)));
     }

@@ -23,3 +23,4 @@ pub mod grpc;
 pub mod scrape;
 pub mod serve;
 pub mod telemetry;
+pub mod tls;

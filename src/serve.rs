@@ -17,6 +17,7 @@ use crate::grpc::ScalerService;
 use crate::grpc::pb::external_scaler_server::ExternalScalerServer;
 use crate::scrape::{ScrapeLimits, Scraper};
 use crate::telemetry::Telemetry;
+use crate::tls::{TlsFiles, TlsState};
 
 /// Everything `serve` needs besides its listeners.
 #[derive(Debug, Clone, Default)]
@@ -27,6 +28,17 @@ pub struct ServeOptions {
     pub scrape: ScrapeLimits,
     /// How long a first RPC waits for a new controller's first decision.
     pub first_decision_wait: Duration,
+    /// Serve gRPC over TLS with these certificates (plain-text when `None`).
+    pub tls: Option<TlsOptions>,
+}
+
+/// gRPC transport security.
+#[derive(Debug, Clone)]
+pub struct TlsOptions {
+    /// Certificate, key and optional client CA.
+    pub files: TlsFiles,
+    /// How often the files are checked for rotation.
+    pub reload_every: Duration,
 }
 
 /// Runs both servers until `shutdown` is cancelled, then drains them.
@@ -37,6 +49,16 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let telemetry = Telemetry::new();
+    // Certificates are loaded before anything serves: a bad file is a startup error.
+    let tls = match &options.tls {
+        Some(t) => {
+            let state =
+                Arc::new(TlsState::load(t.files.clone()).context("loading TLS certificates")?);
+            state.spawn_reloader(t.reload_every, shutdown.clone(), telemetry.clone());
+            Some(state)
+        }
+        None => None,
+    };
     let scraper = Scraper::new(&options.scrape).context("building the scrape client")?;
     let registry = Registry::new(
         options.registry.clone(),
@@ -57,16 +79,27 @@ pub async fn run(
         options.first_decision_wait,
     );
 
-    info!(grpc = %grpc.local_addr()?, http = %http.local_addr()?, "keda-llm-scaler serving");
+    info!(grpc = %grpc.local_addr()?, http = %http.local_addr()?, tls = tls.is_some(), "keda-llm-scaler serving");
     let grpc_shutdown = shutdown.clone();
-    let grpc_task = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(health_service)
-            .add_service(ExternalScalerServer::new(service))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async move {
-                grpc_shutdown.cancelled().await
-            }),
-    );
+    let router = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(ExternalScalerServer::new(service));
+    let stop = async move { grpc_shutdown.cancelled().await };
+    let grpc_task = match tls {
+        Some(state) => {
+            let incoming = crate::tls::incoming(
+                grpc,
+                state,
+                Duration::from_secs(10),
+                shutdown.clone(),
+                telemetry.clone(),
+            );
+            tokio::spawn(router.serve_with_incoming_shutdown(incoming, stop))
+        }
+        None => {
+            tokio::spawn(router.serve_with_incoming_shutdown(TcpListenerStream::new(grpc), stop))
+        }
+    };
     let app = admin::router(AdminState {
         registry,
         telemetry,

@@ -45,6 +45,13 @@ pub struct RpcLabels {
     pub code: String,
 }
 
+/// A bounded event kind with no ScaledObject (TLS events).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    /// Bounded qualifier.
+    pub kind: String,
+}
+
 /// gRPC method only.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MethodLabels {
@@ -76,6 +83,9 @@ pub struct Telemetry {
     rpcs: Family<RpcLabels, Counter>,
     rpc_seconds: Family<MethodLabels, Histogram, fn() -> Histogram>,
     controllers: GaugeF,
+    ttft_target: Family<SoLabels, GaugeF>,
+    last_decision: Family<SoLabels, GaugeF>,
+    tls_events: Family<KindLabels, Counter>,
 }
 
 fn rpc_histogram() -> Histogram {
@@ -112,6 +122,9 @@ impl Telemetry {
             parse_errors: Family::default(),
             rpcs: Family::default(),
             rpc_seconds: Family::new_with_constructor(rpc_histogram as fn() -> Histogram),
+            ttft_target: Family::default(),
+            last_decision: Family::default(),
+            tls_events: Family::default(),
             controllers: GaugeF::default(),
         };
         r.register(
@@ -189,6 +202,21 @@ impl Telemetry {
             "ScaledObject controllers running",
             t.controllers.clone(),
         );
+        r.register(
+            "ttft_target_seconds",
+            "TTFT SLO the quantile is held under (ttftTargetMs)",
+            t.ttft_target.clone(),
+        );
+        r.register(
+            "last_decision_timestamp_seconds",
+            "Unix time of the latest decision; time() minus this is the answer's age",
+            t.last_decision.clone(),
+        );
+        r.register(
+            "tls_events",
+            "TLS handshakes that failed or timed out, and certificate reloads done or rejected",
+            t.tls_events.clone(),
+        );
         Telemetry {
             registry: Arc::new(r),
             ..t
@@ -229,15 +257,28 @@ impl Telemetry {
         }
     }
 
+    /// Counts a TLS event (`handshake_failed`, `handshake_timeout`, `reloaded`, `reload_rejected`).
+    pub fn tls_event(&self, kind: &str) {
+        self.tls_events
+            .get_or_create(&KindLabels {
+                kind: kind.to_string(),
+            })
+            .inc();
+    }
+
     /// Sets the number of running controllers.
     pub fn set_controllers(&self, n: usize) {
         self.controllers.set(n as f64);
     }
 
     /// Publishes a snapshot's figures.
-    pub fn publish(&self, so: &SoLabels, snap: &Snapshot) {
+    pub fn publish(&self, so: &SoLabels, snap: &Snapshot, ttft_target_seconds: f64) {
         let s = &snap.signals;
         let d = &snap.decision;
+        self.ttft_target.get_or_create(so).set(ttft_target_seconds);
+        self.last_decision
+            .get_or_create(so)
+            .set(crate::clock::unix_seconds());
         self.desired.get_or_create(so).set(f64::from(d.desired));
         self.active
             .get_or_create(so)
@@ -296,6 +337,10 @@ impl Telemetry {
             &self.ttft_samples,
             &self.request_rate,
             &self.data_stale,
+            &self.ttft_target,
+            &self.last_decision,
+            &self.pending,
+            &self.capacity,
         ] {
             f.remove(so);
         }

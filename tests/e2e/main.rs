@@ -4,4 +4,6 @@
 mod common;
 mod faults;
 mod grpc_contract;
+mod manifests;
 mod signals;
+mod tls;

@@ -1,0 +1,275 @@
+//! gRPC over TLS (and mTLS) with certificates re-read from disk while serving.
+//!
+//! KEDA >= 2.16 (grpc-go >= 1.67) refuses TLS servers that do not negotiate ALPN `h2`, so the
+//! configuration always advertises it. Each accepted connection takes the configuration that is
+//! current at that moment, so a rotated Kubernetes Secret takes effect for new connections
+//! without a restart; a broken rotation is refused and the previous certificates stay in use.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::server::WebPkiClientVerifier;
+use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
+use tokio_rustls::server::TlsStream;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::telemetry::Telemetry;
+
+/// A certificate file set could not be turned into a server configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A PEM file held nothing usable.
+    #[error("{path}: {what}")]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// What was missing or malformed.
+        what: String,
+    },
+    /// rustls refused the certificates (for example a key that does not match).
+    #[error("TLS configuration: {0}")]
+    Config(String),
+}
+
+/// Where the server's certificate material lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// PEM CA bundle; when set, clients must present a certificate it signed.
+    pub client_ca: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    fn read_all(&self) -> Result<Vec<Vec<u8>>, TlsError> {
+        let mut out = vec![read(&self.cert)?, read(&self.key)?];
+        if let Some(ca) = &self.client_ca {
+            out.push(read(ca)?);
+        }
+        Ok(out)
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn pem_err(path: &Path, what: impl Into<String>) -> TlsError {
+    TlsError::Pem {
+        path: path.to_path_buf(),
+        what: what.into(),
+    }
+}
+
+/// Builds a server configuration from file contents (`[cert, key, client_ca?]`).
+fn build(files: &TlsFiles, contents: &[Vec<u8>]) -> Result<Arc<ServerConfig>, TlsError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&contents[0])
+        .collect::<Result<_, _>>()
+        .map_err(|e| pem_err(&files.cert, format!("bad certificate PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(pem_err(&files.cert, "no CERTIFICATE block"));
+    }
+    let key = PrivateKeyDer::from_pem_slice(&contents[1])
+        .map_err(|e| pem_err(&files.key, format!("no usable private key: {e}")))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let builder = match (&files.client_ca, contents.get(2)) {
+        (Some(path), Some(pem)) => {
+            let mut roots = RootCertStore::empty();
+            for c in CertificateDer::pem_slice_iter(pem) {
+                let c = c.map_err(|e| pem_err(path, format!("bad CA PEM: {e}")))?;
+                roots
+                    .add(c)
+                    .map_err(|e| pem_err(path, format!("unusable CA certificate: {e}")))?;
+            }
+            if roots.is_empty() {
+                return Err(pem_err(path, "no CERTIFICATE block"));
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| TlsError::Config(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The current server configuration and what it was built from.
+pub struct TlsState {
+    files: TlsFiles,
+    current: RwLock<(Vec<Vec<u8>>, Arc<ServerConfig>)>,
+}
+
+impl std::fmt::Debug for TlsState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsState")
+            .field("files", &self.files)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a reload check found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reload {
+    /// The files are as they were.
+    Unchanged,
+    /// New certificates are in use for new connections.
+    Reloaded,
+    /// The files changed but are unusable; the previous certificates stay in use.
+    Rejected(String),
+}
+
+impl TlsState {
+    /// Loads the files once; an error here is a startup error.
+    pub fn load(files: TlsFiles) -> Result<TlsState, TlsError> {
+        let contents = files.read_all()?;
+        let config = build(&files, &contents)?;
+        Ok(TlsState {
+            files,
+            current: RwLock::new((contents, config)),
+        })
+    }
+
+    /// The configuration for the next connection.
+    pub fn config(&self) -> Arc<ServerConfig> {
+        match self.current.read() {
+            Ok(g) => g.1.clone(),
+            Err(poisoned) => poisoned.into_inner().1.clone(),
+        }
+    }
+
+    /// Re-reads the files and swaps the configuration if they changed and are usable.
+    /// Contents, not modification times, are compared: Kubernetes swaps Secret volumes through
+    /// a symlink, which leaves the files' own times unchanged.
+    pub fn reload_if_changed(&self) -> Reload {
+        let contents = match self.files.read_all() {
+            Ok(c) => c,
+            Err(e) => return Reload::Rejected(e.to_string()),
+        };
+        {
+            let current = match self.current.read() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            if current.0 == contents {
+                return Reload::Unchanged;
+            }
+        }
+        match build(&self.files, &contents) {
+            Ok(config) => {
+                let mut current = match self.current.write() {
+                    Ok(g) => g,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                *current = (contents, config);
+                Reload::Reloaded
+            }
+            Err(e) => Reload::Rejected(e.to_string()),
+        }
+    }
+
+    /// Checks the files every `period` until `shutdown`, logging what changed.
+    pub fn spawn_reloader(
+        self: &Arc<Self>,
+        period: Duration,
+        shutdown: CancellationToken,
+        telemetry: Telemetry,
+    ) {
+        let state = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                match state.reload_if_changed() {
+                    Reload::Unchanged => {}
+                    Reload::Reloaded => {
+                        telemetry.tls_event("reloaded");
+                        info!(cert = %state.files.cert.display(), "TLS certificates reloaded")
+                    }
+                    Reload::Rejected(why) => {
+                        telemetry.tls_event("reload_rejected");
+                        warn!(%why, "TLS certificate files changed but are unusable; keeping the previous ones")
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Accepts TCP connections and completes TLS handshakes off the accept loop, so a slow or
+/// hostile client cannot stall others. Yields established streams until `shutdown`.
+pub fn incoming(
+    listener: TcpListener,
+    state: Arc<TlsState>,
+    handshake_timeout: Duration,
+    shutdown: CancellationToken,
+    telemetry: Telemetry,
+) -> tokio_stream::wrappers::ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, peer) = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off rather than spin.
+                        warn!(error = %e, "accepting a gRPC connection failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let acceptor = TlsAcceptor::from(state.config());
+            let tx = tx.clone();
+            let telemetry = telemetry.clone();
+            tokio::spawn(async move {
+                match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = tx.send(Ok(stream)).await;
+                    }
+                    Ok(Err(e)) => {
+                        telemetry.tls_event("handshake_failed");
+                        debug!(%peer, error = %e, "TLS handshake failed")
+                    }
+                    Err(_) => {
+                        telemetry.tls_event("handshake_timeout");
+                        debug!(%peer, "TLS handshake timed out")
+                    }
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
