@@ -6,6 +6,11 @@ cd "$(dirname "$0")/.."
 
 bash scripts/setup-test-deps.sh
 
+# The container's build stage (its COPY lines, its build script), then the binary it ships,
+# started and stopped for real.
+bash scripts/docker-context-build.sh
+bash scripts/smoke-release.sh
+
 # Two cores: keep test binaries from running many heavy tests at once.
 export RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}"
 cargo test --locked "$@"

@@ -44,15 +44,34 @@ async fn readyz(State(s): State<AdminState>) -> Response {
     }
 }
 
-async fn metrics(State(s): State<AdminState>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        s.telemetry.render(),
-    )
-        .into_response()
+/// OpenMetrics for clients that ask for it (Prometheus does), the classic text format for
+/// everyone else (curl, promtool, older scrapers), which names counter families with `_total`.
+async fn metrics(State(s): State<AdminState>, headers: axum::http::HeaderMap) -> Response {
+    let wants_openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let body = s.telemetry.render();
+    if wants_openmetrics {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            crate::telemetry::openmetrics_to_text(&body),
+        )
+            .into_response()
+    }
 }
 
 /// The signals block of the debug API (the documented contract).

@@ -203,6 +203,21 @@ impl Telemetry {
             t.controllers.clone(),
         );
         r.register(
+            "binding_signal",
+            "1 for the signal that set the current answer (kind=concurrency|kv_cache|backlog|latency|none)",
+            t.binding.clone(),
+        );
+        r.register(
+            "pending_replicas",
+            "Replicas asked for and not serving yet, counted as supply",
+            t.pending.clone(),
+        );
+        r.register(
+            "capacity_per_replica",
+            "Calibrated requests in flight one replica takes at the TTFT knee",
+            t.capacity.clone(),
+        );
+        r.register(
             "ttft_target_seconds",
             "TTFT SLO the quantile is held under (ttftTargetMs)",
             t.ttft_target.clone(),
@@ -250,11 +265,10 @@ impl Telemetry {
     /// Records one scrape result.
     pub fn scrape(&self, so: &SoLabels, result: &str, parse_errors: usize) {
         self.scrapes.get_or_create(&kind(so, result)).inc();
-        if parse_errors > 0 {
-            self.parse_errors
-                .get_or_create(so)
-                .inc_by(parse_errors as u64);
-        }
+        // Created at zero on the first scrape so rate() has a series before the first error.
+        self.parse_errors
+            .get_or_create(so)
+            .inc_by(parse_errors as u64);
     }
 
     /// Counts a TLS event (`handshake_failed`, `handshake_timeout`, `reloaded`, `reload_rejected`).
@@ -366,6 +380,42 @@ impl Telemetry {
     }
 }
 
+/// Rewrites OpenMetrics text as Prometheus text format 0.0.4: counter families are named with
+/// their `_total` suffix in `# HELP`/`# TYPE`, and `# UNIT` and `# EOF` lines are dropped.
+pub fn openmetrics_to_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = line
+            .strip_prefix("# HELP ")
+            .map(|r| ("# HELP ", r))
+            .or_else(|| line.strip_prefix("# TYPE ").map(|r| ("# TYPE ", r)));
+        match meta {
+            Some((tag, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                if counters.contains(name) {
+                    out.push_str(&format!("{tag}{name}_total {tail}\n"));
+                } else {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
 fn kind(so: &SoLabels, k: &str) -> SoKindLabels {
     SoKindLabels {
         namespace: so.namespace.clone(),
@@ -388,4 +438,19 @@ pub fn init_tracing(json: bool) {
     };
     // A subscriber may already be installed (tests); that one keeps working.
     let _ = result;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_format_names_counters_with_total_and_drops_openmetrics_only_lines() {
+        let om = "# HELP x_scrapes Scrapes.\n# TYPE x_scrapes counter\nx_scrapes_total{kind=\"ok\"} 3\n# HELP x_up Up.\n# TYPE x_up gauge\n# UNIT x_up ratio\nx_up 1.0\n# EOF\n";
+        let text = openmetrics_to_text(om);
+        assert_eq!(
+            text,
+            "# HELP x_scrapes_total Scrapes.\n# TYPE x_scrapes_total counter\nx_scrapes_total{kind=\"ok\"} 3\n# HELP x_up Up.\n# TYPE x_up gauge\nx_up 1.0\n"
+        );
+    }
 }

@@ -103,6 +103,14 @@ pub fn zero_histogram(page: &str, family: &str) -> String {
         + "\n"
 }
 
+/// A fresh directory under the system temp dir, unique to this process and tag.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("kls-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
 /// How a fake worker answers.
 #[derive(Debug, Clone)]
 pub enum Mode {
@@ -165,6 +173,12 @@ impl Worker {
     }
 
     /// Stops listening: the port now refuses connections.
+    /// A handle that changes this worker's answer from another task.
+    pub fn setter(&self) -> impl Fn(Mode) + Send + Sync + 'static {
+        let mode = self.mode.clone();
+        move |m| *mode.lock().expect("mode lock") = m
+    }
+
     pub fn stop(&self) {
         self.task.abort();
     }

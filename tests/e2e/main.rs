@@ -5,5 +5,6 @@ mod common;
 mod faults;
 mod grpc_contract;
 mod manifests;
+mod prometheus;
 mod signals;
 mod tls;

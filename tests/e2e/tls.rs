@@ -1,7 +1,6 @@
 //! gRPC over TLS and mTLS with real TLS clients: ALPN `h2`, client-certificate verification,
 //! wrong CA, missing client certificate, plain-text refused, certificates rotated on disk.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +13,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName}
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
-use crate::common::{Scaler, so_ref};
+use crate::common::{Scaler, so_ref, temp_dir};
 
 struct Ca {
     pem: String,
@@ -45,12 +44,6 @@ fn leaf(ca: &Ca, sans: &[&str], client: bool) -> (String, String) {
     let key = KeyPair::generate().expect("leaf key");
     let cert = p.signed_by(&key, &ca.issuer).expect("sign leaf");
     (cert.pem(), key.serialize_pem())
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("kls-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
 }
 
 async fn tls_client(
