@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -22,63 +21,14 @@ use tracing::{debug, info, warn};
 
 use crate::clock;
 use crate::config::{MetadataError, ScalerConfig};
-use crate::core::fleet::{Fleet, Observation, Signals, StaleKind, StaleReason, TargetRole};
-use crate::core::policy::{self, Decision, PolicyState};
+use crate::core::cycle::{Cycle, Step};
+use crate::core::fleet::{Observation, StaleKind, StaleReason, TargetRole};
+use crate::core::policy;
 use crate::discover::discover;
 use crate::scrape::Scraper;
 use crate::telemetry::{SoLabels, Telemetry};
 
-/// One target as shown in the debug API.
-#[derive(Debug, Clone, Serialize)]
-pub struct TargetView {
-    /// Metrics URL.
-    pub url: String,
-    /// Worker or frontend.
-    pub role: TargetRole,
-    /// Data from the latest cycle.
-    pub fresh: bool,
-    /// Why not fresh.
-    pub stale_reason: Option<StaleReason>,
-    /// Malformed lines on the last page.
-    pub parse_errors: usize,
-    /// Detected metric dialect.
-    pub dialect: Option<&'static str>,
-}
-
-/// What a controller publishes after every cycle. Immutable once published.
-#[derive(Debug, Clone, Serialize)]
-pub struct Snapshot {
-    /// The decision of this cycle.
-    pub decision: Decision,
-    /// The signals it was made from.
-    pub signals: Signals,
-    /// Per-target freshness.
-    pub targets: Vec<TargetView>,
-    /// Recent decisions where the answer or its reason changed, newest last.
-    pub history: Vec<HistoryEntry>,
-    /// Cycle number, from 1.
-    pub cycle: u64,
-    /// Monotonic timestamp of the cycle, ms.
-    pub at_ms: u64,
-}
-
-/// One past decision, for the debug API.
-#[derive(Debug, Clone, Serialize)]
-pub struct HistoryEntry {
-    /// Cycle time, ms.
-    pub at_ms: u64,
-    /// Answer.
-    pub desired: u32,
-    /// Reason code.
-    pub reason: &'static str,
-    /// Binding signal.
-    pub binding: &'static str,
-    /// Explanation.
-    pub detail: String,
-}
-
-/// How many past decisions a snapshot carries.
-const HISTORY: usize = 20;
+pub use crate::core::cycle::{HistoryEntry, Snapshot, TargetView};
 
 /// Handle to a running controller.
 #[derive(Debug)]
@@ -372,28 +322,18 @@ async fn run(
     tx: watch::Sender<Option<Arc<Snapshot>>>,
     cancel: CancellationToken,
 ) {
-    let mut fleet = Fleet::default();
-    let mut state = PolicyState::default();
+    let mut cycle = Cycle::default();
     let mut ticker = tokio::time::interval(Duration::from_millis(config.scrape_interval_ms));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut cycle = 0u64;
-    let mut previous: Option<Decision> = None;
-    let mut history: std::collections::VecDeque<HistoryEntry> = std::collections::VecDeque::new();
     loop {
         tokio::select! {
             () = cancel.cancelled() => break,
             _ = ticker.tick() => {}
         }
         let now_ms = clock::monotonic_ms();
-        let known: Vec<String> = fleet
-            .targets()
-            .iter()
-            .filter(|(_, t)| t.role == TargetRole::Worker)
-            .map(|(id, _)| id.clone())
-            .collect();
         let observations = tokio::select! {
             () = cancel.cancelled() => break,
-            obs = scrape_cycle(&config, &scraper, known) => obs,
+            obs = scrape_cycle(&config, &scraper, cycle.known_workers()) => obs,
         };
         for o in &observations {
             let result = match &o.outcome {
@@ -412,35 +352,10 @@ async fn run(
                 );
             }
         }
-        fleet.apply_cycle(&config.signal, now_ms, observations);
-        let signals = fleet.signals(&config.signal);
-        let (decision, next) = policy::decide(&config.policy, &state, &signals, now_ms);
-        state = next;
-        cycle += 1;
-        if previous
-            .as_ref()
-            .is_none_or(|p| p.desired != decision.desired || p.reason != decision.reason)
-        {
-            let log = |msg: &str| {
-                info!(
-                    namespace = labels.namespace.as_str(),
-                    name = labels.scaledobject.as_str(),
-                    desired = decision.desired,
-                    reason = decision.reason.as_str(),
-                    detail = decision.detail.as_str(),
-                    "{msg}"
-                );
-            };
-            history.push_back(HistoryEntry {
-                at_ms: now_ms,
-                desired: decision.desired,
-                reason: decision.reason.as_str(),
-                binding: decision.binding.as_str(),
-                detail: decision.detail.clone(),
-            });
-            if history.len() > HISTORY {
-                history.pop_front();
-            }
+        let Step { snapshot, changed } =
+            cycle.step(&config.signal, &config.policy, now_ms, observations);
+        let decision = &snapshot.decision;
+        if changed {
             if decision.reason == policy::Reason::DataStale {
                 warn!(
                     namespace = labels.namespace.as_str(),
@@ -450,31 +365,17 @@ async fn run(
                     "holding on stale data"
                 );
             } else {
-                log("decision");
+                info!(
+                    namespace = labels.namespace.as_str(),
+                    name = labels.scaledobject.as_str(),
+                    desired = decision.desired,
+                    reason = decision.reason.as_str(),
+                    detail = decision.detail.as_str(),
+                    "decision"
+                );
             }
         }
-        let targets = fleet
-            .targets()
-            .iter()
-            .map(|(url, t)| TargetView {
-                url: url.clone(),
-                role: t.role,
-                fresh: t.stale.is_none() && t.metrics.is_some(),
-                stale_reason: t.stale.clone(),
-                parse_errors: t.parse_errors,
-                dialect: t.metrics.as_ref().and_then(|m| m.dialect),
-            })
-            .collect();
-        let snapshot = Snapshot {
-            decision: decision.clone(),
-            signals,
-            targets,
-            history: history.iter().cloned().collect(),
-            cycle,
-            at_ms: now_ms,
-        };
         telemetry.publish(&labels, &snapshot, config.policy.ttft_target_s);
-        previous = Some(decision);
         tx.send_replace(Some(Arc::new(snapshot)));
     }
     telemetry.forget(&labels);

@@ -15,6 +15,7 @@ use tonic::{Request, Response, Status};
 
 use crate::clock::Stopwatch;
 use crate::controller::{Controller, Registry, RegistryError};
+use crate::core::cycle::{active_answer, metric_answer};
 use crate::telemetry::Telemetry;
 
 /// Generated protocol code (client and server).
@@ -76,13 +77,8 @@ impl ScalerService {
 
     async fn is_active_inner(&self, r: &ScaledObjectRef) -> Result<bool, Status> {
         let c = self.controller(r)?;
-        let snap = c
-            .latest_or_wait(self.first_decision_wait)
-            .await
-            .ok_or_else(|| {
-                Status::unavailable("no decision yet: first scrape cycle still running")
-            })?;
-        Ok(snap.decision.active)
+        let snap = c.latest_or_wait(self.first_decision_wait).await;
+        active_answer(snap.as_deref()).map_err(|e| Status::unavailable(e.to_string()))
     }
 
     async fn get_metrics_inner(
@@ -101,19 +97,9 @@ impl ScalerService {
                 req.metric_name
             )));
         }
-        let snap = c
-            .latest_or_wait(self.first_decision_wait)
-            .await
-            .ok_or_else(|| {
-                Status::unavailable("no decision yet: first scrape cycle still running")
-            })?;
-        if snap.decision.unavailable {
-            return Err(Status::unavailable(format!(
-                "holding on stale data for longer than staleHoldSeconds: {}",
-                snap.decision.detail
-            )));
-        }
-        let desired = snap.decision.desired;
+        let snap = c.latest_or_wait(self.first_decision_wait).await;
+        let desired =
+            metric_answer(snap.as_deref()).map_err(|e| Status::unavailable(e.to_string()))?;
         Ok(GetMetricsResponse {
             metric_values: vec![MetricValue {
                 metric_name: expected.clone(),

@@ -4,6 +4,7 @@
 //! (`now_ms`) and every state transition returns a new value. That is what lets the same code
 //! run in the live controller, in `replay` and in the simulator, and be property-tested.
 
+pub mod cycle;
 pub mod expo;
 pub mod extract;
 pub mod fleet;
