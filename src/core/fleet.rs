@@ -229,6 +229,10 @@ pub struct Signals {
     pub fresh_workers: usize,
     /// Workers discovered in the latest cycle.
     pub total_workers: usize,
+    /// Discovered workers that have never answered a scrape: pods still starting (a headless
+    /// Service with `publishNotReadyAddresses` lists them before vLLM listens). They are not
+    /// serving yet, so they count neither as ready nor as stale.
+    pub unproven_workers: usize,
     /// Frontends with data from the latest cycle.
     pub fresh_frontends: usize,
     /// Frontends configured.
@@ -398,6 +402,11 @@ impl Fleet {
             preemption_rate: per_second(preemptions),
             fresh_workers: fresh_count(TargetRole::Worker),
             total_workers: count(TargetRole::Worker),
+            unproven_workers: self
+                .targets
+                .values()
+                .filter(|t| t.role == TargetRole::Worker && t.last_ok_ms.is_none())
+                .count(),
             fresh_frontends: fresh_count(TargetRole::Frontend),
             total_frontends: count(TargetRole::Frontend),
             last_demand_ms: self.last_demand_ms,

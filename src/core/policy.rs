@@ -271,8 +271,10 @@ pub struct Inputs {
     pub ttft_samples: f64,
     /// Fresh / discovered workers.
     pub fresh_workers: u32,
-    /// Discovered (ready) workers.
+    /// Workers serving: discovered and answered a scrape at least once (fresh now or not).
     pub ready: u32,
+    /// Discovered workers that never answered yet (starting pods; covered by `pending`).
+    pub starting: u32,
     /// Requested replicas still starting (counted as supply).
     pub pending: u32,
     /// Requested replicas that never arrived (not counted).
@@ -411,12 +413,16 @@ pub fn decide(
     let dt = state.last_ms.map_or(0, |t| now_ms.saturating_sub(t));
     next.last_ms = Some(now_ms);
     let max = cfg.max_replicas.max(cfg.min_replicas);
-    let ready = u32::try_from(s.total_workers).unwrap_or(u32::MAX);
+    let discovered = u32::try_from(s.total_workers).unwrap_or(u32::MAX);
+    let starting = u32::try_from(s.unproven_workers)
+        .unwrap_or(u32::MAX)
+        .min(discovered);
+    let ready = discovered - starting;
     let fresh = u32::try_from(s.fresh_workers).unwrap_or(u32::MAX);
     // After a restart the last answer is unknown: the fleet as found is the floor.
     let last = state
         .last_desired
-        .unwrap_or(ready.clamp(cfg.min_replicas, max));
+        .unwrap_or(discovered.clamp(cfg.min_replicas, max));
     let (pending, pending_expired, batches) =
         pending_split(state, ready, now_ms, cfg.pending_timeout_ms);
     next.pending = batches;
@@ -448,6 +454,7 @@ pub fn decide(
         ttft_samples: s.ttft_samples,
         fresh_workers: fresh,
         ready,
+        starting,
         pending,
         pending_expired,
         supply,
@@ -459,7 +466,8 @@ pub fn decide(
     if !data_fresh {
         let since = *next.stale_since_ms.get_or_insert(now_ms);
         next.down_ok_since_ms = None;
-        let held = last.max(ready).clamp(cfg.min_replicas, max);
+        // Every discovered pod counts here: with no data, none of them may be given up.
+        let held = last.max(discovered).clamp(cfg.min_replicas, max);
         clamps.push(Clamp::HoldStale);
         // Scale up only when the fresh subset alone proves overload.
         let overload = fresh > 0

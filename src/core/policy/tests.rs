@@ -370,3 +370,40 @@ fn frontend_queue_wakes_a_fleet_at_zero_workers() {
         "no worker metrics: the answer holds, it does not read 0 as idle"
     );
 }
+
+#[test]
+fn starting_pods_are_pending_supply_not_stale_data() {
+    let c = cfg();
+    // 2 serving replicas, demand needing 6: the answer goes to 6.
+    let (d, st) = decide(&c, &PolicyState::default(), &sig(2, 200.0, 0.0), 0);
+    assert_eq!(d.desired, 6);
+    // The 4 new pods are listed by the headless Service but refuse scrapes while they load.
+    let starting = Signals {
+        unproven_workers: 4,
+        total_workers: 6,
+        ..sig(2, 200.0, 0.0)
+    };
+    let (d, _) = decide(&c, &st, &starting, TICK);
+    assert_ne!(d.reason, Reason::DataStale, "{}", d.detail);
+    assert_eq!(
+        (d.inputs.ready, d.inputs.starting, d.inputs.pending),
+        (2, 4, 4)
+    );
+    assert_eq!(
+        d.desired, 6,
+        "no second scale-up for capacity already coming"
+    );
+}
+
+#[test]
+fn a_scaler_restarted_into_an_outage_holds_every_discovered_pod() {
+    // Restart: no memory; 8 pods discovered, none has answered yet.
+    let blind = Signals {
+        total_workers: 8,
+        unproven_workers: 8,
+        fresh_workers: 0,
+        ..Signals::default()
+    };
+    let (d, _) = decide(&cfg(), &PolicyState::default(), &blind, 0);
+    assert_eq!((d.desired, d.reason), (8, Reason::DataStale));
+}
