@@ -11,6 +11,7 @@ use crate::config::{self, KEYS};
 use crate::controller::RegistrySettings;
 use crate::scrape::ScrapeLimits;
 use crate::serve::{self, ServeOptions, TlsOptions};
+use crate::simulate::SimulateArgs;
 use crate::tls::TlsFiles;
 
 /// KEDA external scaler for LLM inference fleets (vLLM, NVIDIA Dynamo, SGLang, TensorRT-LLM).
@@ -32,6 +33,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print the ScaledObject metadata reference as a Markdown table.
     Keys,
+    /// Simulate a Qwen3-0.6B/H100 fleet under keda-llm-scaler and the baselines.
+    Simulate(SimulateArgs),
 }
 
 /// Flags of `serve`; each also reads an environment variable.
@@ -138,6 +141,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", keys_markdown());
             Ok(())
         }
+        Command::Simulate(args) => tokio::task::spawn_blocking(move || crate::simulate::run(&args))
+            .await
+            .context("simulation task")?,
         Command::Serve(args) => {
             let options = args.options()?;
             let grpc = tokio::net::TcpListener::bind(&args.grpc_listen)

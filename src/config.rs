@@ -530,6 +530,7 @@ impl ScalerConfig {
                 scale_down_utilization: down,
                 concurrency_per_replica: l.number("concurrencyPerReplica", 0.1, 100_000.0)?,
                 scale_down_window_ms: l.millis("scaleDownWindowSeconds", 0.0, 86_400.0)?,
+                ttft_window_ms: window_ms,
                 post_scale_up_hold_ms: l.millis("postScaleUpHoldSeconds", 0.0, 86_400.0)?,
                 scale_down_step_ms: l.millis("scaleDownStepSeconds", 0.0, 86_400.0)?,
                 scale_down_max_fraction: l.number("scaleDownMaxPercent", 1.0, 100.0)? / 100.0,

@@ -22,5 +22,7 @@ pub mod discover;
 pub mod grpc;
 pub mod scrape;
 pub mod serve;
+pub mod sim;
+pub mod simulate;
 pub mod telemetry;
 pub mod tls;

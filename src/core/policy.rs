@@ -79,6 +79,9 @@ pub struct PolicyConfig {
     pub concurrency_per_replica: f64,
     /// How long the scale-down condition must hold, ms.
     pub scale_down_window_ms: u64,
+    /// The TTFT window, ms: a TTFT measured within this long of a backlog or a scale-up still
+    /// holds requests from that episode and says nothing about per-replica capacity.
+    pub ttft_window_ms: u64,
     /// No scale-down for this long after a scale-up, ms.
     pub post_scale_up_hold_ms: u64,
     /// Period of scale-down steps, ms; each step removes at most max(1, 10 %).
@@ -112,6 +115,7 @@ impl Default for PolicyConfig {
             scale_down_utilization: 0.6,
             concurrency_per_replica: 48.0,
             scale_down_window_ms: 300_000,
+            ttft_window_ms: 60_000,
             post_scale_up_hold_ms: 600_000,
             scale_down_step_ms: 120_000,
             scale_down_max_fraction: 0.1,
@@ -250,6 +254,10 @@ pub struct Candidates {
     pub backlog: Option<u32>,
     /// From the latency guard.
     pub latency: Option<u32>,
+    /// While backlogged: from the arrival rate (completions plus queue growth) and the
+    /// throughput a saturated replica showed; replaces the concurrency and backlog
+    /// candidates, which overstate need when requests pile up.
+    pub arrival_rate: Option<u32>,
 }
 
 /// The inputs a decision used, for the explanation record.
@@ -259,6 +267,10 @@ pub struct Inputs {
     pub demand: FleetTotal,
     /// Fast EWMA of demand (scale-up).
     pub demand_fast: FleetTotal,
+    /// Estimated arrivals per second (completions plus queue growth).
+    pub arrival_rate: f64,
+    /// Learned completions per second of one saturated replica (0 = unknown).
+    pub throughput_per_replica: f64,
     /// Requests waiting.
     pub queue: FleetTotal,
     /// KV usage summed over ready replicas (in replica-fractions).
@@ -327,10 +339,17 @@ pub struct PolicyState {
     pub last_desired: Option<u32>,
     /// Time of the last decision, ms.
     pub last_ms: Option<u64>,
+    /// Last time a backlog (a real queue) was seen, ms.
+    pub last_backlog_ms: Option<u64>,
     /// Fast EWMA of demand (scale-up reacts to max(now, EWMA)).
     pub demand_fast: f64,
     /// Fast EWMA of the KV sum.
     pub kv_fast: f64,
+    /// The fleet queue at the previous decision (for the queue's growth rate).
+    pub last_queue: f64,
+    /// Completions per second one serving replica sustains, learned while backlogged
+    /// (0 = not yet seen saturated).
+    pub throughput_per_replica: f64,
     /// Consecutive ticks with a non-empty queue.
     pub queue_ticks: u32,
     /// Consecutive ticks with TTFT over 1.1 x SLO while queueing.
@@ -517,12 +536,20 @@ pub fn decide(
         next.kv_fast = ewma(state.kv_fast, kv.0, dt, TAU_FAST_MS, first);
     }
     inputs.demand_fast = FleetTotal(next.demand_fast);
-    next.queue_ticks = if queue.0 > 0.0 {
+    // Continuous batching admits waiting requests at the next engine step, milliseconds later,
+    // so a few waiting at a scrape instant are arrivals in transit, not a backlog. A backlog is
+    // at least one waiting request per serving replica.
+    let transient_queue = 2.0 * f64::from(ready.max(1));
+    let backlogged = queue.0 >= transient_queue;
+    if backlogged {
+        next.last_backlog_ms = Some(now_ms);
+    }
+    next.queue_ticks = if backlogged {
         state.queue_ticks.saturating_add(1)
     } else {
         0
     };
-    let breach = s.ttft_seconds.is_some_and(|t| t > 1.1 * cfg.ttft_target_s) && queue.0 > 0.0;
+    let breach = s.ttft_seconds.is_some_and(|t| t > 1.1 * cfg.ttft_target_s) && backlogged;
     next.breach_ticks = if breach {
         state.breach_ticks.saturating_add(1)
     } else {
@@ -533,14 +560,28 @@ pub fn decide(
     let seed = cfg.concurrency_per_replica;
     let utilization = demand_per_replica.0 / capacity.0;
     let mut calibrated = capacity.0;
+    // Only a TTFT measured away from backlogs and scale-ups describes the replicas themselves;
+    // right after an overload the window still holds the queued requests' TTFTs.
+    let settled = |t: Option<u64>| t.is_none_or(|t| now_ms.saturating_sub(t) >= cfg.ttft_window_ms);
+    let quiet = settled(next.last_backlog_ms) && settled(state.last_up_ms);
     if let Some(ttft) = s.ttft_seconds {
-        if ttft > cfg.ttft_target_s && utilization < cfg.scale_up_utilization && demand.0 > 0.0 {
+        if quiet
+            && ttft > cfg.ttft_target_s
+            && utilization < cfg.scale_up_utilization
+            && demand.0 > 0.0
+        {
             calibrated *= (cfg.ttft_target_s / ttft).max(0.8);
-        } else if ttft < 0.5 * cfg.ttft_target_s && utilization > cfg.scale_up_utilization {
-            calibrated *= 1.02;
+        } else if ttft < 0.5 * cfg.ttft_target_s && !backlogged && demand_per_replica.0 > calibrated
+        {
+            // Replicas are serving this many requests each with TTFT under half the SLO: that
+            // is measured capacity, whatever the seed assumed.
+            calibrated = demand_per_replica.0;
+        } else if ttft < 0.5 * cfg.ttft_target_s && calibrated < seed {
+            // Plenty of TTFT headroom: an earlier cut drifts back toward the seed.
+            calibrated += (seed - calibrated) * 0.05;
         }
     }
-    next.capacity = calibrated.clamp(0.5 * seed, 1.5 * seed);
+    next.capacity = calibrated.clamp(0.5 * seed, 4.0 * seed);
     let capacity = PerReplica(next.capacity);
     inputs.capacity_per_replica = capacity.0;
 
@@ -550,16 +591,53 @@ pub fn decide(
     let kv_cache = kv_sum.map(|kv| {
         FleetTotal(kv.0.max(next.kv_fast)).replicas_needed(PerReplica(1.0), cfg.kv_target)
     });
-    let backlog = (next.queue_ticks >= 2)
+    let mut backlog = (next.queue_ticks >= 3)
         .then(|| ready + queue.replicas_needed(capacity, cfg.scale_up_utilization));
+    // Under a backlog every replica runs its batch full and the queue grows with the excess,
+    // so requests in flight say how far behind the fleet is, not how many replicas the load
+    // needs. Size from rates instead: arrivals = completions + queue growth, served at the
+    // throughput replicas showed while saturated, plus draining the queue within a minute.
+    next.last_queue = queue.0;
+    let growth = if dt > 0 && !first {
+        ((queue.0 - state.last_queue) * 1000.0 / dt as f64).max(0.0)
+    } else {
+        0.0
+    };
+    let arrivals = s.request_rate + growth;
+    inputs.arrival_rate = arrivals;
+    if backlogged && ready > 0 && s.request_rate > 0.0 {
+        let observed = s.request_rate / f64::from(ready);
+        next.throughput_per_replica = if state.throughput_per_replica > 0.0 {
+            0.7 * state.throughput_per_replica + 0.3 * observed
+        } else {
+            observed
+        };
+    }
+    inputs.throughput_per_replica = next.throughput_per_replica;
+    let mut concurrency = concurrency;
+    let arrival_rate = (backlogged && next.throughput_per_replica > 0.0).then(|| {
+        const DRAIN_S: f64 = 60.0;
+        let per_replica = next.throughput_per_replica * cfg.scale_up_utilization;
+        ((arrivals + queue.0 / DRAIN_S) / per_replica)
+            .ceil()
+            .max(f64::from(ready) + 1.0) as u32
+    });
+    if let Some(rate_need) = arrival_rate {
+        concurrency = concurrency.min(rate_need);
+        backlog = backlog.map(|b| b.min(rate_need));
+    }
     let guard =
         next.breach_ticks >= 2 || kv_max.is_some_and(|k| k.0 >= 0.95) || s.preemption_rate > 0.0;
-    let latency = guard.then(|| supply + (f64::from(ready) * 0.25).ceil().max(1.0) as u32);
+    // The guard adds capacity beyond what the model asks for, but not again while earlier
+    // additions are still starting: the TTFT it reacts to was measured without them.
+    let latency =
+        (guard && pending == 0).then(|| supply + (f64::from(ready) * 0.25).ceil().max(1.0) as u32);
     let candidates = Candidates {
         concurrency: Some(concurrency),
         kv_cache,
         backlog,
         latency,
+        arrival_rate,
     };
     let mut binding = Binding::None;
     let mut need = 0;
@@ -612,7 +690,7 @@ pub fn decide(
                 Some(t) => t < 0.7 * cfg.ttft_target_s,
                 None => true,
             };
-            let guards_ok = queue.0 == 0.0 && ttft_ok && pending == 0;
+            let guards_ok = !backlogged && ttft_ok && pending == 0;
             let since_up = state
                 .last_up_ms
                 .map_or(u64::MAX, |t| now_ms.saturating_sub(t));

@@ -96,29 +96,37 @@ fn kv_candidate_by_hand() {
 }
 
 #[test]
-fn latency_guard_needs_two_ticks_of_breach_while_queueing() {
-    // 8 replicas, 20 running + 10 waiting: concurrency asks 1, backlog 8 + 1 = 9 (after two
-    // ticks), the guard 8 + ceil(0.25 x 8) = 10.
+fn latency_guard_needs_two_ticks_of_breach_while_backlogged() {
+    // 8 replicas, 20 running + 20 waiting (a backlog: at least 2 waiting per replica):
+    // the guard, after two ticks of breach, asks 8 + ceil(0.25 x 8) = 10; the backlog
+    // candidate, after three ticks, 8 + ceil(20 / 38.4) = 9.
     let c = cfg();
     let s = Signals {
         ttft_seconds: Some(0.8),
-        ..sig(8, 20.0, 10.0)
+        ..sig(8, 20.0, 20.0)
     };
     let (d, st) = decide(&c, &PolicyState::default(), &s, 0);
     assert_eq!(
         (d.candidates.latency, d.candidates.backlog, d.desired),
         (None, None, 8)
     );
-    let (d, _) = decide(&c, &st, &s, TICK);
+    let (d, st) = decide(&c, &st, &s, TICK);
     assert_eq!(
         (d.candidates.latency, d.candidates.backlog),
-        (Some(10), Some(9))
+        (Some(10), None)
     );
     assert_eq!((d.desired, d.binding), (10, Binding::Latency));
-    // Without a queue the same TTFT is not a breach (it may be one slow prompt).
+    // The two added replicas are starting: the guard does not add again for the same breach.
+    let (d, _) = decide(&c, &st, &s, 2 * TICK);
+    assert_eq!(
+        (d.candidates.latency, d.candidates.backlog),
+        (None, Some(9))
+    );
+    assert_eq!(d.desired, 10);
+    // A few waiting requests are arrivals between engine steps, not a backlog: no breach.
     let calm = Signals {
         ttft_seconds: Some(0.8),
-        ..sig(8, 20.0, 0.0)
+        ..sig(8, 20.0, 3.0)
     };
     let (_, st) = decide(&c, &PolicyState::default(), &calm, 0);
     assert_eq!(decide(&c, &st, &calm, TICK).0.candidates.latency, None);
@@ -139,10 +147,14 @@ fn scale_down_waits_for_the_window_then_steps_by_ten_percent() {
 
 #[test]
 fn no_scale_down_while_queue_or_ttft_near_slo() {
-    let queued = run(&cfg(), 10, |_| (100.0, 1.0), 200);
+    // A backlog (two waiting requests per serving replica) blocks scale-down...
+    let queued = run(&cfg(), 10, |_| (100.0, 20.0), 200);
+    assert!(queued.iter().all(|d| *d >= 10), "backlog: {queued:?}");
+    // ...a request or two caught between engine steps at the scrape instant does not.
+    let transit = run(&cfg(), 10, |_| (100.0, 2.0), 200);
     assert!(
-        queued.iter().all(|d| *d >= 10),
-        "queue non-empty: {queued:?}"
+        transit.last().is_some_and(|d| *d < 10),
+        "transient waiting: {transit:?}"
     );
     let c = cfg();
     let mut st = PolicyState::default();
