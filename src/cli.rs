@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, KEYS};
 use crate::controller::RegistrySettings;
+use crate::replay::{RecordArgs, ReplayArgs};
 use crate::scrape::ScrapeLimits;
 use crate::serve::{self, ServeOptions, TlsOptions};
 use crate::simulate::SimulateArgs;
@@ -35,6 +36,10 @@ pub enum Command {
     Keys,
     /// Simulate a Qwen3-0.6B/H100 fleet under keda-llm-scaler and the baselines.
     Simulate(SimulateArgs),
+    /// Scrape a ScaledObject's targets on an interval into a recording (.jsonl.zst).
+    Record(RecordArgs),
+    /// Run a recording through the scaler's parsing, signal and policy code.
+    Replay(ReplayArgs),
 }
 
 /// Flags of `serve`; each also reads an environment variable.
@@ -140,6 +145,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys => {
             print!("{}", keys_markdown());
             Ok(())
+        }
+        Command::Record(args) => {
+            let shutdown = CancellationToken::new();
+            serve::cancel_on_signals(shutdown.clone());
+            crate::replay::run_record(&args, shutdown).await
+        }
+        Command::Replay(args) => {
+            tokio::task::spawn_blocking(move || crate::replay::run_replay(&args))
+                .await
+                .context("replay task")?
         }
         Command::Simulate(args) => tokio::task::spawn_blocking(move || crate::simulate::run(&args))
             .await

@@ -20,6 +20,8 @@ pub mod controller;
 pub mod core;
 pub mod discover;
 pub mod grpc;
+pub mod recording;
+pub mod replay;
 pub mod scrape;
 pub mod serve;
 pub mod sim;

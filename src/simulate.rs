@@ -78,6 +78,9 @@ pub struct SimulateArgs {
     /// Extra metrics outage `START+LENGTH` in seconds (repeatable).
     #[arg(long = "outage")]
     pub outages: Vec<String>,
+    /// Also write keda-llm-scaler's scrapes as a recording (.jsonl.zst) for `replay`.
+    #[arg(long)]
+    pub record: Option<PathBuf>,
     /// Write every run's timeline, decisions and actions as JSON to this file.
     #[arg(long)]
     pub details: Option<PathBuf>,
@@ -123,6 +126,7 @@ impl SimulateArgs {
             hpa_sync_s: 15.0,
             prom_scrape_s: 15.0,
             sample_s: 10.0,
+            record: self.record.is_some(),
         })
     }
 }
@@ -328,6 +332,56 @@ pub fn table(c: &Comparison) -> String {
     out
 }
 
+fn write_recording(
+    path: &std::path::Path,
+    args: &SimulateArgs,
+    params: &SimParams,
+    comparison: &Comparison,
+) -> anyhow::Result<()> {
+    use crate::recording::{FORMAT, Header, VERSION, Writer};
+    let ours = comparison
+        .runs
+        .iter()
+        .find(|r| r.scores.policy == Policy::KedaLlmScaler.name())
+        .context("--record needs the keda-llm-scaler policy in the run")?;
+    let mut metadata: BTreeMap<String, String> = BTreeMap::new();
+    metadata.insert("engine".into(), "vllm".into());
+    metadata.insert("model".into(), params.engine.model.clone());
+    metadata.insert("minReplicas".into(), params.min_replicas.to_string());
+    metadata.insert("maxReplicas".into(), params.max_replicas.to_string());
+    for kv in &args.sets {
+        if let Some((k, v)) = kv.split_once('=') {
+            metadata.insert(k.trim().into(), v.trim().into());
+        }
+    }
+    let header = Header {
+        format: FORMAT.into(),
+        version: VERSION,
+        source: "simulated".into(),
+        created_unix: 0.0,
+        interval_s: params.scaler.scrape_interval_ms as f64 / 1000.0,
+        metadata,
+        note: format!(
+            "SIMULATED by keda-llm-scaler simulate (scenario {}, seed {}); not scraped from real servers",
+            comparison.scenario, args.seed
+        ),
+    };
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut w = Writer::new(std::io::BufWriter::new(file), &header)?;
+    for (t, scrapes) in &ours.frames {
+        w.cycle(*t, scrapes.clone())?;
+    }
+    let mut out = w.finish()?;
+    std::io::Write::flush(&mut out)?;
+    eprintln!(
+        "recording: {} ({} cycles)",
+        path.display(),
+        ours.frames.len()
+    );
+    Ok(())
+}
+
 /// Runs `simulate`.
 pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
     let watch = Stopwatch::start();
@@ -390,6 +444,9 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         print!("{}", table(&comparison));
+    }
+    if let Some(path) = &args.record {
+        write_recording(path, args, &params, &comparison)?;
     }
     if let Some(path) = &args.details {
         std::fs::write(path, serde_json::to_vec(&comparison)?)

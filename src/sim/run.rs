@@ -111,6 +111,8 @@ pub struct SimParams {
     pub prom_scrape_s: f64,
     /// Timeline sampling period, seconds.
     pub sample_s: f64,
+    /// Keep every page keda-llm-scaler scraped (for `simulate --record`).
+    pub record: bool,
 }
 
 /// One scenario: the load and what goes wrong.
@@ -228,6 +230,8 @@ pub struct TimelinePoint {
     pub kv_max: f64,
     /// Whether scrapes were failing.
     pub outage: bool,
+    /// The TTFT quantile keda-llm-scaler computed (None: undefined or not this policy).
+    pub scaler_ttft_s: Option<f64>,
 }
 
 /// A decision of keda-llm-scaler (changes only).
@@ -263,6 +267,9 @@ pub struct RunResult {
     /// Every request's fate (dropped after scoring in comparisons).
     #[serde(skip)]
     pub served: Vec<Served>,
+    /// keda-llm-scaler's scrape cycles (time, scrapes), when recording.
+    #[serde(skip)]
+    pub frames: Vec<(u64, Vec<crate::recording::Scrape>)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -331,6 +338,7 @@ struct Sim<'a> {
     actions: Vec<Action>,
     timeline: Vec<TimelinePoint>,
     decisions: Vec<DecisionPoint>,
+    recorded: Vec<(u64, Vec<crate::recording::Scrape>)>,
     rng: Rng,
     events: Vec<EngineEvent>,
     page: String,
@@ -550,6 +558,7 @@ impl Sim<'_> {
     fn scaler_tick(&mut self) {
         let outage = self.in_outage();
         let mut observations = Vec::new();
+        let mut scrapes = Vec::new();
         let ids: Vec<usize> = self
             .alive()
             .filter(|(_, p)| p.phase != Phase::WaitingNode)
@@ -571,6 +580,13 @@ impl Sim<'_> {
                 self.pods[i].worker.render(&self.p.engine, &mut self.page);
                 Ok(self.page.clone())
             };
+            if self.p.record {
+                scrapes.push(crate::recording::Scrape::new(
+                    id.clone(),
+                    TargetRole::Worker,
+                    page.clone(),
+                ));
+            }
             observations.push(Observation::from_page(
                 id,
                 TargetRole::Worker,
@@ -578,6 +594,9 @@ impl Sim<'_> {
                 Engine::Vllm,
                 self.p.scaler.model.as_deref(),
             ));
+        }
+        if self.p.record {
+            self.recorded.push((self.now / 1000, scrapes));
         }
         let step = self.cycle.step(
             &self.p.scaler.signal,
@@ -680,6 +699,7 @@ impl Sim<'_> {
             },
             kv_max: kv.iter().copied().fold(0.0, f64::max),
             outage: self.in_outage(),
+            scaler_ttft_s: self.snapshot.as_ref().and_then(|s| s.signals.ttft_seconds),
         };
         self.timeline.push(point);
     }
@@ -763,6 +783,7 @@ pub fn run(
         actions: Vec::new(),
         timeline: Vec::new(),
         decisions: Vec::new(),
+        recorded: Vec::new(),
         rng: Rng::new(seed).fork(0x5eed),
         events: Vec::new(),
         page: String::with_capacity(8 << 10),
@@ -973,5 +994,6 @@ pub fn run(
         decisions: sim.decisions,
         actions: sim.actions,
         served,
+        frames: sim.recorded,
     }
 }
