@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, KEYS};
 use crate::controller::RegistrySettings;
+use crate::demo::DemoArgs;
 use crate::replay::{RecordArgs, ReplayArgs};
 use crate::scrape::ScrapeLimits;
 use crate::serve::{self, ServeOptions, TlsOptions};
@@ -34,6 +35,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print the ScaledObject metadata reference as a Markdown table.
     Keys,
+    /// Everything on loopback: simulated workers, the real scaler, a KEDA+HPA emulator over gRPC.
+    Demo(DemoArgs),
     /// Simulate a Qwen3-0.6B/H100 fleet under keda-llm-scaler and the baselines.
     Simulate(SimulateArgs),
     /// Scrape a ScaledObject's targets on an interval into a recording (.jsonl.zst).
@@ -145,6 +148,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys => {
             print!("{}", keys_markdown());
             Ok(())
+        }
+        Command::Demo(args) => {
+            let shutdown = CancellationToken::new();
+            serve::cancel_on_signals(shutdown.clone());
+            crate::demo::run(&args, shutdown).await.map(|_| ())
         }
         Command::Record(args) => {
             let shutdown = CancellationToken::new();

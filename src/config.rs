@@ -30,13 +30,19 @@ pub const KEYS: &[KeySpec] = &[
         key: "targets",
         kind: "list",
         default: "",
-        meaning: "Comma-separated worker `host:port` or `http(s)://` URLs to scrape. Exactly one of `targets` and `service` is required.",
+        meaning: "Comma-separated worker `host:port` or `http(s)://` URLs to scrape. Exactly one of `targets`, `service` and `httpSd` is required.",
     },
     KeySpec {
         key: "service",
         kind: "string",
         default: "",
         meaning: "Headless Service (`name`, `name.namespace` or FQDN) resolved by DNS every cycle, one worker per A/AAAA record.",
+    },
+    KeySpec {
+        key: "httpSd",
+        kind: "URL",
+        default: "",
+        meaning: "Prometheus HTTP service-discovery endpoint (`[{\"targets\": [\"host:port\"]}]`) fetched every cycle, one worker per target; for fleets outside Kubernetes and the demo.",
     },
     KeySpec {
         key: "port",
@@ -239,6 +245,15 @@ fn err(key: &str, message: impl Into<String>) -> MetadataError {
 pub enum Discovery {
     /// A fixed list of metrics URLs.
     Static(Vec<String>),
+    /// A Prometheus HTTP service-discovery endpoint fetched every cycle.
+    HttpSd {
+        /// The endpoint.
+        url: String,
+        /// Path of each target's metrics, starting with `/`.
+        path: String,
+        /// `http` or `https` for the targets.
+        scheme: String,
+    },
     /// A headless Service resolved by DNS every cycle.
     Service {
         /// DNS name.
@@ -426,42 +441,60 @@ impl ScalerConfig {
             ));
         }
         let targets = target_list(&l, "targets", &scheme, &path)?;
-        let discovery = match (targets.is_empty(), l.raw("service")) {
-            (false, Some(_)) => {
+        let sources = usize::from(!targets.is_empty())
+            + usize::from(l.raw("service").is_some())
+            + usize::from(l.raw("httpSd").is_some());
+        if sources > 1 {
+            let key = if l.raw("httpSd").is_some() {
+                "httpSd"
+            } else {
+                "service"
+            };
+            return Err(err(
+                key,
+                "set exactly one of `targets`, `service` and `httpSd`",
+            ));
+        }
+        let discovery = if !targets.is_empty() {
+            Discovery::Static(targets)
+        } else if let Some(url) = l.raw("httpSd") {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(err(
+                    "httpSd",
+                    format!("expected an http:// or https:// URL, got {url:?}"),
+                ));
+            }
+            Discovery::HttpSd {
+                url,
+                path: path.clone(),
+                scheme: scheme.clone(),
+            }
+        } else if let Some(host) = l.raw("service") {
+            if host.contains('/') || host.contains(':') || host.contains(char::is_whitespace) {
                 return Err(err(
                     "service",
-                    "set either `targets` or `service`, not both",
+                    format!("expected a DNS name such as `vllm-workers.llm.svc`, got {host:?}"),
                 ));
             }
-            (false, None) => Discovery::Static(targets),
-            (true, Some(host)) => {
-                if host.contains('/') || host.contains(':') || host.contains(char::is_whitespace) {
-                    return Err(err(
-                        "service",
-                        format!("expected a DNS name such as `vllm-workers.llm.svc`, got {host:?}"),
-                    ));
-                }
-                if l.raw("port").is_none() {
-                    return Err(err(
-                        "port",
-                        "required with `service`: the pods' metrics port",
-                    ));
-                }
-                let port = u16::try_from(l.integer("port", 1, 65535)?)
-                    .map_err(|_| err("port", "out of range"))?;
-                Discovery::Service {
-                    host,
-                    port,
-                    path: path.clone(),
-                    scheme: scheme.clone(),
-                }
-            }
-            (true, None) => {
+            if l.raw("port").is_none() {
                 return Err(err(
-                    "targets",
-                    "one of `targets` (comma-separated host:port or URLs) or `service` (headless Service name) is required",
+                    "port",
+                    "required with `service`: the pods' metrics port",
                 ));
             }
+            let port = u16::try_from(l.integer("port", 1, 65535)?)
+                .map_err(|_| err("port", "out of range"))?;
+            Discovery::Service {
+                host,
+                port,
+                path: path.clone(),
+                scheme: scheme.clone(),
+            }
+        } else {
+            return Err(err(
+                "targets",
+                "one of `targets` (comma-separated host:port or URLs), `service` (headless Service name) or `httpSd` (discovery URL) is required",
+            ));
         };
         let frontends = target_list(&l, "frontendTargets", &scheme, &path)?;
 

@@ -397,7 +397,7 @@ async fn scrape_cycle(
     let timeout = Duration::from_millis(config.scrape_timeout_ms);
     let mut out = Vec::new();
     let mut targets: Vec<(String, TargetRole)> = Vec::new();
-    match discover(&config.discovery, timeout).await {
+    match discover(&config.discovery, scraper, timeout).await {
         Ok(urls) => targets.extend(urls.into_iter().map(|u| (u, TargetRole::Worker))),
         Err(e) => {
             let reason = StaleReason {

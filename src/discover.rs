@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::config::Discovery;
+use crate::scrape::Scraper;
 
 /// Discovery failed; the controller keeps the previous target set and marks it stale.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -24,6 +25,20 @@ pub enum DiscoverError {
         /// Name looked up.
         host: String,
     },
+    /// The HTTP service-discovery endpoint failed or answered something else than the
+    /// Prometheus HTTP SD format.
+    #[error("service discovery {url}: {message}")]
+    HttpSd {
+        /// The endpoint.
+        url: String,
+        /// Why.
+        message: String,
+    },
+}
+
+#[derive(serde::Deserialize)]
+struct SdGroup {
+    targets: Vec<String>,
 }
 
 /// Metrics URL of one pod IP.
@@ -37,10 +52,33 @@ pub fn url_for(scheme: &str, ip: IpAddr, port: u16, path: &str) -> String {
 /// Resolves the targets of one cycle, sorted and de-duplicated.
 pub async fn discover(
     discovery: &Discovery,
+    scraper: &Scraper,
     timeout: Duration,
 ) -> Result<Vec<String>, DiscoverError> {
     match discovery {
         Discovery::Static(urls) => Ok(urls.clone()),
+        Discovery::HttpSd { url, path, scheme } => {
+            let fail = |message: String| DiscoverError::HttpSd {
+                url: url.clone(),
+                message,
+            };
+            let body = scraper
+                .fetch(url, timeout)
+                .await
+                .map_err(|r| fail(r.detail))?;
+            let groups: Vec<SdGroup> =
+                serde_json::from_str(&body).map_err(|e| fail(format!("not HTTP SD JSON: {e}")))?;
+            let mut urls = Vec::new();
+            for t in groups.into_iter().flat_map(|g| g.targets) {
+                urls.push(
+                    crate::config::target_url("httpSd", &t, scheme, path)
+                        .map_err(|e| fail(e.to_string()))?,
+                );
+            }
+            urls.sort();
+            urls.dedup();
+            Ok(urls)
+        }
         Discovery::Service {
             host,
             port,

@@ -18,6 +18,7 @@ pub mod clock;
 pub mod config;
 pub mod controller;
 pub mod core;
+pub mod demo;
 pub mod discover;
 pub mod grpc;
 pub mod recording;

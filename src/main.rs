@@ -8,7 +8,12 @@ use keda_llm_scaler::telemetry;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    telemetry::init_tracing(cli.log_format == "json");
+    // Commands with their own terminal output log warnings only, unless RUST_LOG says otherwise.
+    let level = match cli.command {
+        cli::Command::Serve(_) | cli::Command::Record(_) => "info",
+        _ => "warn",
+    };
+    telemetry::init_tracing(cli.log_format == "json", level);
     match cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -552,7 +552,7 @@ pub async fn run_record(
         let t_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut targets: Vec<(String, TargetRole)> = Vec::new();
         let mut scrapes = Vec::new();
-        match crate::discover::discover(&cfg.discovery, timeout).await {
+        match crate::discover::discover(&cfg.discovery, &scraper, timeout).await {
             Ok(urls) => targets.extend(urls.into_iter().map(|u| (u, TargetRole::Worker))),
             Err(e) => eprintln!("\nrecord: discovery failed: {e}"),
         }

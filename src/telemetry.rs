@@ -424,10 +424,12 @@ fn kind(so: &SoLabels, k: &str) -> SoKindLabels {
     }
 }
 
-/// Installs the global tracing subscriber: human-readable text, or JSON lines.
-pub fn init_tracing(json: bool) {
+/// Installs the global tracing subscriber: human-readable text, or JSON lines. `RUST_LOG`
+/// wins over `default_level`.
+pub fn init_tracing(json: bool, default_level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -673,7 +673,9 @@ pub fn decide(
         let projected_ok = |k: u32| {
             let left = ready.saturating_sub(k);
             left > 0
-                && demand.per(left).0 < capacity.0 * cfg.scale_down_utilization
+                // The same smoothed demand the scale-up side uses, so a removal cannot be undone
+                // by the next tick's scale-up on demand that was already known.
+                && demand_up.per(left).0 < capacity.0 * cfg.scale_down_utilization
                 && kv_sum.is_none_or(|kv| {
                     kv.per(left).0
                         < cfg.kv_target * cfg.scale_down_utilization / cfg.scale_up_utilization

@@ -7,4 +7,5 @@ mod grpc_contract;
 mod manifests;
 mod prometheus;
 mod signals;
+mod sim;
 mod tls;

@@ -1,0 +1,319 @@
+//! The simulator, record/replay and the demo, end to end: the scaler's own code in the loop.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use clap::Parser;
+use keda_llm_scaler::cli::{Cli, Command};
+use keda_llm_scaler::demo::DemoArgs;
+use keda_llm_scaler::recording::{self, FORMAT, Header, VERSION, Writer};
+use keda_llm_scaler::replay::{RecordArgs, replay};
+use keda_llm_scaler::sim::load::{self, Lengths, Shape};
+use keda_llm_scaler::sim::rng::Rng;
+use keda_llm_scaler::sim::run::{Policy, Scenario, SimParams};
+use keda_llm_scaler::sim::{self, Comparison};
+use keda_llm_scaler::simulate::SimulateArgs;
+use tokio_util::sync::CancellationToken;
+
+use crate::common::{Mode, VLLM, Worker, fixture, temp_dir};
+
+fn simulate_args(extra: &[&str]) -> SimulateArgs {
+    let mut argv = vec!["keda-llm-scaler", "simulate", "--report", "-"];
+    argv.extend_from_slice(extra);
+    match Cli::try_parse_from(argv)
+        .expect("simulate flags parse")
+        .command
+    {
+        Command::Simulate(a) => a,
+        _ => unreachable!("simulate parses to Simulate"),
+    }
+}
+
+fn poisson(rate: f64, duration_s: f64, outages: Vec<(f64, f64)>, seed: u64) -> Scenario {
+    let mut rng = Rng::new(seed);
+    Scenario {
+        name: "test".into(),
+        requests: load::synthetic(
+            &Shape::Poisson { rate },
+            duration_s,
+            &Lengths::Fixed {
+                prompt: 512,
+                generate: 128,
+            },
+            &mut rng,
+        ),
+        duration_s,
+        outages,
+        onsets: Vec::new(),
+    }
+}
+
+fn run(sc: &Scenario, p: &SimParams, policies: &[Policy], seed: u64) -> Comparison {
+    // Capacity fixed (calibrated in docs/simulator.md) so tests do not pay for the bisection.
+    sim::compare_with_capacity(sc, p, policies, seed, Some(91.0))
+}
+
+#[test]
+fn during_a_metrics_outage_ours_never_scales_down_and_the_reference_design_does() {
+    let p = simulate_args(&[]).params().expect("params");
+    // Three replicas' worth of load; all scrapes fail from 300 s to 900 s.
+    let sc = poisson(180.0, 1200.0, vec![(300.0, 600.0)], 3);
+    let c = run(
+        &sc,
+        &p,
+        &[Policy::KedaLlmScaler, Policy::KedaPrometheusTtft],
+        3,
+    );
+    let (ours, reference) = (&c.runs[0].scores, &c.runs[1].scores);
+    assert_eq!(ours.scale_downs_during_outage, 0, "{ours:?}");
+    assert!(
+        reference.scale_downs_during_outage > 0,
+        "the Prometheus TTFT trigger reads an empty result as 0 and scales in: {reference:?}"
+    );
+    assert!(ours.slo_attainment_requests > reference.slo_attainment_requests);
+    // And the answer during the outage was the held value, data_stale, not a guess.
+    let stale: Vec<_> = c.runs[0]
+        .decisions
+        .iter()
+        .filter(|d| d.t_s >= 300.0 && d.t_s < 900.0)
+        .collect();
+    assert!(stale.iter().any(|d| d.reason == "data_stale"), "{stale:?}");
+}
+
+#[test]
+fn a_seed_fixes_the_whole_table() {
+    let p = simulate_args(&[]).params().expect("params");
+    let sc = poisson(120.0, 300.0, Vec::new(), 9);
+    let a = run(&sc, &p, &Policy::ALL, 9);
+    let b = run(&sc, &p, &Policy::ALL, 9);
+    let json = |c: &Comparison| {
+        serde_json::to_string(&c.runs.iter().map(|r| &r.scores).collect::<Vec<_>>()).expect("json")
+    };
+    assert_eq!(json(&a), json(&b));
+    let other = run(&poisson(120.0, 300.0, Vec::new(), 10), &p, &Policy::ALL, 10);
+    assert_ne!(json(&a), json(&other));
+    // The --json contract: one object per policy with the documented fields and names.
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&json(&a)).expect("array");
+    let names: Vec<&str> = rows
+        .iter()
+        .map(|r| r["policy"].as_str().expect("policy"))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "keda-llm-scaler",
+            "static-peak",
+            "static-mean",
+            "keda-prometheus-ttft",
+            "keda-prometheus-queue",
+            "hpa-kv",
+            "oracle"
+        ]
+    );
+    for r in &rows {
+        for k in [
+            "slo_attainment_requests",
+            "slo_attainment_windows",
+            "gpu_hours",
+            "oracle_gpu_hours",
+            "actions_per_hour",
+            "reversals_10min",
+            "recover_seconds",
+            "scale_downs_during_outage",
+        ] {
+            assert!(r[k].is_number(), "{k} missing in {r}");
+        }
+    }
+}
+
+#[test]
+fn replaying_a_simulated_recording_reproduces_the_decisions() {
+    let args = simulate_args(&["--record", "unused.jsonl.zst"]);
+    let p = args.params().expect("params");
+    assert!(p.record);
+    let sc = Scenario {
+        onsets: vec![200.0],
+        ..poisson(0.0, 1.0, Vec::new(), 1)
+    };
+    let mut rng = Rng::new(4);
+    let requests = load::synthetic(
+        &Shape::Step {
+            base: 80.0,
+            factor: 3.0,
+            at_s: 200.0,
+        },
+        600.0,
+        &Lengths::Fixed {
+            prompt: 512,
+            generate: 128,
+        },
+        &mut rng,
+    );
+    let sc = Scenario {
+        requests,
+        duration_s: 600.0,
+        ..sc
+    };
+    let c = sim::compare_with_capacity(&sc, &p, &[Policy::KedaLlmScaler], 4, Some(91.0));
+    let ours = &c.runs[0];
+    assert!(!ours.frames.is_empty());
+    let mut metadata = BTreeMap::new();
+    for (k, v) in [
+        ("engine", "vllm"),
+        ("model", "Qwen/Qwen3-0.6B"),
+        ("minReplicas", "1"),
+        ("maxReplicas", "24"),
+        ("targets", "recorded:1"),
+    ] {
+        metadata.insert(k.to_string(), v.to_string());
+    }
+    let mut w = Writer::new(
+        Vec::new(),
+        &Header {
+            format: FORMAT.into(),
+            version: VERSION,
+            source: "simulated".into(),
+            created_unix: 0.0,
+            interval_s: 5.0,
+            metadata: metadata.clone(),
+            note: String::new(),
+        },
+    )
+    .expect("writer");
+    for (t, s) in &ours.frames {
+        w.cycle(*t, s.clone()).expect("cycle");
+    }
+    let bytes = w.finish().expect("finish");
+    let rec = recording::read(&bytes[..]).expect("read back");
+    let rows = replay(&rec, &metadata, "base").expect("replay");
+    // Every decision change the simulation saw, the replay makes at the same time.
+    let mut changes = Vec::new();
+    let mut prev: Option<(u32, &str)> = None;
+    for r in &rows {
+        if prev != Some((r.desired, r.reason)) {
+            changes.push((r.t_s, r.desired, r.reason));
+        }
+        prev = Some((r.desired, r.reason));
+    }
+    let simulated: Vec<(f64, u32, &str)> = ours
+        .decisions
+        .iter()
+        .map(|d| (d.t_s, d.desired, d.reason))
+        .collect();
+    assert_eq!(changes, simulated);
+    assert!(
+        simulated.iter().any(|d| d.1 > simulated[0].1),
+        "the step scaled up: {simulated:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_scrapes_real_http_workers_and_replay_reads_it() {
+    let page = fixture(VLLM);
+    let (workers, _) = Worker::fleet(2, &page).await;
+    let dead = Worker::start(Mode::Status(503)).await;
+    let dir = temp_dir("record");
+    let out = dir.join("rec.jsonl.zst");
+    let targets: Vec<String> = workers.iter().chain([&dead]).map(Worker::target).collect();
+    let argv = [
+        "keda-llm-scaler".to_string(),
+        "record".into(),
+        "--out".into(),
+        out.display().to_string(),
+        "--set".into(),
+        format!("targets={}", targets.join(",")),
+        "--interval".into(),
+        "0.2".into(),
+        "--duration".into(),
+        "1.5".into(),
+    ];
+    let args: RecordArgs = match Cli::try_parse_from(argv).expect("record flags").command {
+        Command::Record(a) => a,
+        _ => unreachable!(),
+    };
+    keda_llm_scaler::replay::run_record(&args, CancellationToken::new())
+        .await
+        .expect("record");
+    let rec = recording::read_file(&out).expect("readable");
+    assert_eq!(rec.header.source, "record");
+    assert!(rec.frames.len() >= 5, "{} cycles", rec.frames.len());
+    let first = &rec.frames[0];
+    assert_eq!(first.arrived.len(), 3);
+    let bodies: Vec<_> = first
+        .scrapes
+        .iter()
+        .filter_map(|s| s.body.as_deref())
+        .collect();
+    assert_eq!(
+        bodies,
+        [page.as_str(), page.as_str()],
+        "bodies are kept byte for byte"
+    );
+    let failed = first
+        .scrapes
+        .iter()
+        .find(|s| s.body.is_none())
+        .expect("the 503 worker");
+    assert_eq!(failed.error_kind.as_deref(), Some("http_status"));
+    let rows = replay(&rec, &rec.header.metadata, "base").expect("replay");
+    assert_eq!(rows.len(), rec.frames.len());
+    assert_eq!(rows[0].fresh_workers, 2);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_drives_the_real_scaler_over_grpc_through_a_burst() {
+    let dir = temp_dir("demo");
+    let report = dir.join("demo.html");
+    let argv = [
+        "keda-llm-scaler".to_string(),
+        "demo".into(),
+        "--duration".into(),
+        "22".into(),
+        "--burst-start".into(),
+        "3".into(),
+        "--burst-end".into(),
+        "13".into(),
+        "--burst-factor".into(),
+        "3".into(),
+        "--pod-start-seconds".into(),
+        "2".into(),
+        "--hpa-sync-seconds".into(),
+        "1".into(),
+        "--quiet".into(),
+        "--report".into(),
+        report.display().to_string(),
+    ];
+    let args: DemoArgs = match Cli::try_parse_from(argv).expect("demo flags").command {
+        Command::Demo(a) => a,
+        _ => unreachable!(),
+    };
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(60),
+        keda_llm_scaler::demo::run(&args, CancellationToken::new()),
+    )
+    .await
+    .expect("finishes")
+    .expect("runs");
+    assert!(outcome.rpcs >= 30, "{} RPCs", outcome.rpcs);
+    assert_eq!(outcome.rpc_errors, 0);
+    let peak = outcome
+        .samples
+        .iter()
+        .filter_map(|s| s.desired)
+        .max()
+        .unwrap_or(0);
+    assert!(
+        peak >= 2,
+        "the burst (3x one replica's base load) scaled up: {:?}",
+        outcome.samples
+    );
+    assert!(outcome.actions.iter().any(|(_, from, to)| to > from));
+    assert!(
+        outcome.samples.iter().any(|s| s.ready >= 2),
+        "new pods became ready and served"
+    );
+    let html = std::fs::read_to_string(&report).expect("report written");
+    assert!(html.contains("<svg") && html.contains("Desired against ready"));
+    let _ = std::fs::remove_dir_all(dir);
+}
