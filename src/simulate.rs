@@ -84,6 +84,10 @@ pub struct SimulateArgs {
     /// Write every run's timeline, decisions and actions as JSON to this file.
     #[arg(long)]
     pub details: Option<PathBuf>,
+    /// Worker flavour: plain vLLM, or Dynamo vLLM workers behind a Dynamo frontend (the scaler
+    /// then reads TTFT and queue from the frontend, KV from the workers).
+    #[arg(long, default_value = "vllm", value_parser = ["vllm", "dynamo"])]
+    pub engine: String,
     /// Print one replica's TTFT/TPOT against offered load (512 in / 128 out) and exit.
     #[arg(long)]
     pub calibration: bool,
@@ -96,8 +100,11 @@ impl SimulateArgs {
         md.insert("targets".into(), "sim-worker:8000".into());
         md.insert("minReplicas".into(), self.min_replicas.to_string());
         md.insert("maxReplicas".into(), self.max_replicas.to_string());
-        md.insert("engine".into(), "vllm".into());
+        md.insert("engine".into(), self.engine.clone());
         md.insert("model".into(), EngineParams::default().model);
+        if self.engine == "dynamo" {
+            md.insert("frontendTargets".into(), "sim-frontend:8000".into());
+        }
         for kv in &self.sets {
             let (k, v) = kv
                 .split_once('=')
@@ -127,6 +134,7 @@ impl SimulateArgs {
             prom_scrape_s: 15.0,
             sample_s: 10.0,
             record: self.record.is_some(),
+            dynamo: self.engine == "dynamo",
         })
     }
 }
@@ -345,8 +353,11 @@ fn write_recording(
         .find(|r| r.scores.policy == Policy::KedaLlmScaler.name())
         .context("--record needs the keda-llm-scaler policy in the run")?;
     let mut metadata: BTreeMap<String, String> = BTreeMap::new();
-    metadata.insert("engine".into(), "vllm".into());
+    metadata.insert("engine".into(), args.engine.clone());
     metadata.insert("model".into(), params.engine.model.clone());
+    if params.dynamo {
+        metadata.insert("frontendTargets".into(), "sim-frontend:8000".into());
+    }
     metadata.insert("minReplicas".into(), params.min_replicas.to_string());
     metadata.insert("maxReplicas".into(), params.max_replicas.to_string());
     for kv in &args.sets {

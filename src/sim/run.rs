@@ -9,7 +9,6 @@ use serde::Serialize;
 
 use crate::config::ScalerConfig;
 use crate::core::cycle::{Cycle, Snapshot, active_answer, metric_answer};
-use crate::core::extract::Engine;
 use crate::core::fleet::{Observation, StaleKind, StaleReason, TargetRole};
 
 use super::keda::{Behavior, Fallback, FallbackBehavior, Hpa, HpaSpec, Keda, MetricKind};
@@ -17,7 +16,7 @@ use super::load::Request;
 use super::prom::{Prometheus, Sample};
 use super::rng::Rng;
 use super::score::{Action, RunFacts, Scores, Served, score};
-use super::worker::{EngineParams, Event as EngineEvent, Worker};
+use super::worker::{EngineParams, Event as EngineEvent, Frontend, Worker};
 
 /// The policies a scenario is run with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -113,6 +112,9 @@ pub struct SimParams {
     pub sample_s: f64,
     /// Keep every page keda-llm-scaler scraped (for `simulate --record`).
     pub record: bool,
+    /// Workers are Dynamo vLLM workers behind a Dynamo frontend (the scaler reads KV from the
+    /// workers' system port and TTFT and queue from the frontend).
+    pub dynamo: bool,
 }
 
 /// One scenario: the load and what goes wrong.
@@ -339,6 +341,7 @@ struct Sim<'a> {
     timeline: Vec<TimelinePoint>,
     decisions: Vec<DecisionPoint>,
     recorded: Vec<(u64, Vec<crate::recording::Scrape>)>,
+    frontend: Frontend,
     rng: Rng,
     events: Vec<EngineEvent>,
     page: String,
@@ -385,6 +388,12 @@ impl Sim<'_> {
         self.alive()
             .filter(|(_, p)| p.phase == Phase::Ready)
             .count() as u32
+    }
+
+    fn arrive(&mut self, req: usize) {
+        self.frontend.queued += 1;
+        self.frontend.inflight += 1;
+        self.route(req);
     }
 
     fn route(&mut self, req: usize) {
@@ -485,7 +494,9 @@ impl Sim<'_> {
         for (_, had_first) in lost {
             if !had_first {
                 self.dropped += 1;
+                self.frontend.queued = self.frontend.queued.saturating_sub(1);
             }
+            self.frontend.inflight = self.frontend.inflight.saturating_sub(1);
         }
         self.pods[i].phase = Phase::Gone;
         self.pods[i].epoch += 1;
@@ -577,7 +588,13 @@ impl Sim<'_> {
                 })
             } else {
                 self.page.clear();
-                self.pods[i].worker.render(&self.p.engine, &mut self.page);
+                if self.p.dynamo {
+                    self.pods[i]
+                        .worker
+                        .render_dynamo(&self.p.engine, &mut self.page);
+                } else {
+                    self.pods[i].worker.render(&self.p.engine, &mut self.page);
+                }
                 Ok(self.page.clone())
             };
             if self.p.record {
@@ -591,7 +608,33 @@ impl Sim<'_> {
                 id,
                 TargetRole::Worker,
                 page,
-                Engine::Vllm,
+                self.p.scaler.engine,
+                self.p.scaler.model.as_deref(),
+            ));
+        }
+        for id in self.p.scaler.frontends.clone() {
+            let page = if outage {
+                Err(StaleReason {
+                    kind: StaleKind::Connect,
+                    detail: "metrics outage (simulated)".to_string(),
+                })
+            } else {
+                self.page.clear();
+                self.frontend.render(&self.p.engine.model, &mut self.page);
+                Ok(self.page.clone())
+            };
+            if self.p.record {
+                scrapes.push(crate::recording::Scrape::new(
+                    id.clone(),
+                    TargetRole::Frontend,
+                    page.clone(),
+                ));
+            }
+            observations.push(Observation::from_page(
+                id,
+                TargetRole::Frontend,
+                page,
+                self.p.scaler.engine,
                 self.p.scaler.model.as_deref(),
             ));
         }
@@ -784,6 +827,7 @@ pub fn run(
         timeline: Vec::new(),
         decisions: Vec::new(),
         recorded: Vec::new(),
+        frontend: Frontend::default(),
         rng: Rng::new(seed).fork(0x5eed),
         events: Vec::new(),
         page: String::with_capacity(8 << 10),
@@ -858,7 +902,7 @@ pub fn run(
                 continue;
             }
             sim.now = a;
-            sim.route(next_req);
+            sim.arrive(next_req);
             next_req += 1;
             continue;
         }
@@ -877,10 +921,20 @@ pub fn run(
                 }
                 let mut events = std::mem::take(&mut sim.events);
                 sim.pods[pod].worker.end_step(t, &mut events);
+                let overhead = p.engine.api_overhead_s;
                 for e in events.drain(..) {
                     match e {
-                        EngineEvent::FirstToken { id } => sim.first_token[id as usize] = t,
-                        EngineEvent::Finished { id } => sim.finished[id as usize] = t,
+                        EngineEvent::FirstToken { id } => {
+                            sim.first_token[id as usize] = t;
+                            let arrived = sc.requests[id as usize].arrival_us;
+                            sim.frontend
+                                .first_token((t - arrived) as f64 / 1e6 + overhead);
+                        }
+                        EngineEvent::Finished { id } => {
+                            sim.finished[id as usize] = t;
+                            sim.frontend.inflight = sim.frontend.inflight.saturating_sub(1);
+                            sim.frontend.completed += 1;
+                        }
                     }
                 }
                 sim.events = events;

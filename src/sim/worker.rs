@@ -445,6 +445,80 @@ impl Worker {
     }
 }
 
+/// Dynamo frontend buckets for `time_to_first_token_seconds` (from the captured `/metrics`).
+pub const DYNAMO_TTFT_BUCKETS: [f64; 18] = [
+    0.0, 0.0022, 0.0047, 0.01, 0.022, 0.047, 0.1, 0.22, 0.47, 1.0, 2.2, 4.7, 10.0, 22.0, 48.0,
+    100.0, 220.0, 480.0,
+];
+
+impl Worker {
+    /// Renders a Dynamo vLLM worker's system port: the `dynamo_component_*` KV gauges, then the
+    /// engine's own `vllm:*` families it re-exposes.
+    pub fn render_dynamo(&self, p: &EngineParams, out: &mut String) {
+        let labels = format!(
+            "dp_rank=\"0\",dynamo_component=\"backend\",model=\"{}\"",
+            p.model.to_lowercase()
+        );
+        let blocks = p.kv_capacity_tokens / u64::from(p.block_size.max(1));
+        let _ = write!(
+            out,
+            "# HELP dynamo_component_total_blocks Total KV blocks\n# TYPE dynamo_component_total_blocks gauge\ndynamo_component_total_blocks{{{labels}}} {blocks}\n# HELP dynamo_component_gpu_cache_usage_percent GPU cache usage (0.0-1.0)\n# TYPE dynamo_component_gpu_cache_usage_percent gauge\ndynamo_component_gpu_cache_usage_percent{{{labels}}} {:?}\n# HELP dynamo_component_inflight_requests Requests in flight\n# TYPE dynamo_component_inflight_requests gauge\ndynamo_component_inflight_requests{{dynamo_component=\"backend\",dynamo_endpoint=\"generate\",dynamo_namespace=\"sim-qwen3-agg\"}} {}\n",
+            self.kv_usage(p),
+            self.running() + self.waiting()
+        );
+        self.render(p, out);
+    }
+}
+
+/// The Dynamo frontend's view of the fleet (it routes every request).
+#[derive(Debug, Clone, Default)]
+pub struct Frontend {
+    /// Requests between arrival and first token (`dynamo_frontend_queued_requests`).
+    pub queued: u64,
+    /// Requests between arrival and completion.
+    pub inflight: u64,
+    /// TTFT bucket counts (index 18 = +Inf).
+    pub ttft_buckets: [u64; 19],
+    /// TTFT sum, seconds.
+    pub ttft_sum: f64,
+    /// Completed requests.
+    pub completed: u64,
+}
+
+impl Frontend {
+    /// Records a first token seen by the client after `ttft_s`.
+    pub fn first_token(&mut self, ttft_s: f64) {
+        self.queued = self.queued.saturating_sub(1);
+        self.ttft_buckets[bucket_index(&DYNAMO_TTFT_BUCKETS, ttft_s)] += 1;
+        self.ttft_sum += ttft_s;
+    }
+
+    /// Renders the frontend's `/metrics` (names, buckets and labels of the captured Dynamo
+    /// frontend, model label lower-cased as the frontend does).
+    pub fn render(&self, model: &str, out: &mut String) {
+        let m = model.to_lowercase();
+        let _ = write!(
+            out,
+            "# HELP dynamo_frontend_inflight_requests Number of inflight requests\n# TYPE dynamo_frontend_inflight_requests gauge\ndynamo_frontend_inflight_requests{{model=\"{m}\"}} {}\n# HELP dynamo_frontend_queued_requests Number of requests in HTTP processing queue\n# TYPE dynamo_frontend_queued_requests gauge\ndynamo_frontend_queued_requests{{model=\"{m}\"}} {}\n# HELP dynamo_frontend_requests_total Total number of LLM requests processed\n# TYPE dynamo_frontend_requests_total counter\ndynamo_frontend_requests_total{{endpoint=\"chat_completions\",error_type=\"\",model=\"{m}\",request_type=\"stream\",status=\"success\"}} {}\n# HELP dynamo_frontend_time_to_first_token_seconds Time to first token in seconds\n# TYPE dynamo_frontend_time_to_first_token_seconds histogram\n",
+            self.inflight, self.queued, self.completed
+        );
+        let mut cumulative = 0u64;
+        for (i, b) in DYNAMO_TTFT_BUCKETS.iter().enumerate() {
+            cumulative += self.ttft_buckets[i];
+            let _ = writeln!(
+                out,
+                "dynamo_frontend_time_to_first_token_seconds_bucket{{model=\"{m}\",le=\"{b}\"}} {cumulative}"
+            );
+        }
+        cumulative += self.ttft_buckets[DYNAMO_TTFT_BUCKETS.len()];
+        let _ = writeln!(
+            out,
+            "dynamo_frontend_time_to_first_token_seconds_bucket{{model=\"{m}\",le=\"+Inf\"}} {cumulative}\ndynamo_frontend_time_to_first_token_seconds_sum{{model=\"{m}\"}} {}\ndynamo_frontend_time_to_first_token_seconds_count{{model=\"{m}\"}} {cumulative}",
+            self.ttft_sum
+        );
+    }
+}
+
 fn histogram(
     out: &mut String,
     name: &str,
@@ -559,6 +633,31 @@ mod tests {
         w.begin_step(&p);
         assert_eq!(w.running(), 4);
         assert_eq!(w.waiting(), 6);
+    }
+
+    #[test]
+    fn dynamo_pages_read_as_the_captures_do() {
+        use crate::core::extract::{Engine, extract};
+        let p = EngineParams::default();
+        let mut w = Worker::new();
+        w.enqueue(1, 0, 100, 5);
+        let mut page = String::new();
+        w.render_dynamo(&p, &mut page);
+        let x = extract(&page, Engine::Dynamo, Some("Qwen/Qwen3-0.6B"));
+        assert_eq!(x.stats.errors, 0, "{page}");
+        assert!(x.metrics.kv_usage.is_some());
+        let mut f = Frontend {
+            queued: 3,
+            inflight: 5,
+            ..Frontend::default()
+        };
+        f.first_token(0.3);
+        let mut page = String::new();
+        f.render("Qwen/Qwen3-0.6B", &mut page);
+        let x = extract(&page, Engine::Dynamo, Some("Qwen/Qwen3-0.6B"));
+        assert_eq!(x.stats.errors, 0, "{page}");
+        assert_eq!(x.metrics.waiting, Some(2.0));
+        assert_eq!(x.metrics.ttft.values().map(|h| h.count()).sum::<f64>(), 1.0);
     }
 
     #[test]

@@ -317,3 +317,31 @@ async fn the_demo_drives_the_real_scaler_over_grpc_through_a_burst() {
     assert!(html.contains("<svg") && html.contains("Desired against ready"));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn dynamo_workers_behind_a_frontend_scale_like_plain_vllm() {
+    let vllm = simulate_args(&[]).params().expect("params");
+    let dynamo = simulate_args(&["--engine", "dynamo"])
+        .params()
+        .expect("params");
+    assert!(dynamo.dynamo && !dynamo.scaler.frontends.is_empty());
+    let sc = poisson(150.0, 600.0, Vec::new(), 5);
+    let a = run(&sc, &vllm, &[Policy::KedaLlmScaler], 5);
+    let b = run(&sc, &dynamo, &[Policy::KedaLlmScaler], 5);
+    for c in [&a, &b] {
+        let s = &c.runs[0].scores;
+        assert!(s.slo_attainment_requests > 0.95, "{s:?}");
+        assert!(c.runs[0].decisions.iter().all(|d| d.reason != "data_stale"));
+    }
+    // The Dynamo run read TTFT from the frontend's histogram (its buckets differ from vLLM's),
+    // so the two scalers saw different quantiles for the same load.
+    let ttft = |c: &Comparison| {
+        c.runs[0]
+            .timeline
+            .iter()
+            .filter_map(|t| t.scaler_ttft_s)
+            .collect::<Vec<_>>()
+    };
+    assert!(!ttft(&b).is_empty());
+    assert_ne!(ttft(&a), ttft(&b));
+}
