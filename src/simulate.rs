@@ -69,7 +69,8 @@ pub struct SimulateArgs {
     /// Nodes that always exist (with --node-provisioning).
     #[arg(long, default_value_t = 2)]
     pub warm_nodes: u32,
-    /// Replica bounds (all policies).
+    /// Replica bounds (all policies); 0 lets KEDA scale keda-llm-scaler's fleet to zero after a
+    /// 300 s cooldown (only a Dynamo frontend can wake it: worker metrics vanish at zero).
     #[arg(long, default_value_t = 1)]
     pub min_replicas: u32,
     /// Replica bounds (all policies).
@@ -113,8 +114,8 @@ impl SimulateArgs {
         }
         let scaler = ScalerConfig::from_metadata(&md, &BTreeMap::new()).context("--set")?;
         anyhow::ensure!(
-            self.min_replicas >= 1 && self.min_replicas <= self.max_replicas,
-            "--min-replicas must be between 1 and --max-replicas"
+            self.min_replicas <= self.max_replicas && self.max_replicas >= 1,
+            "--min-replicas must not exceed --max-replicas (>= 1)"
         );
         Ok(SimParams {
             engine: EngineParams::default(),

@@ -457,7 +457,14 @@ pub fn decide(
     // Fleet totals measured on the fresh subset, extrapolated to every ready replica through
     // the per-replica value (stale replicas are assumed as loaded as the fresh ones).
     let fleet = ready.max(fresh);
-    let extrapolate = |measured: f64| FleetTotal(measured).per(fresh.max(1)).times(fleet);
+    // With no worker at all, what was measured is the frontend's fleet-wide view: as is.
+    let extrapolate = |measured: f64| {
+        if fleet == 0 {
+            FleetTotal(measured)
+        } else {
+            FleetTotal(measured).per(fresh.max(1)).times(fleet)
+        }
+    };
     let demand = extrapolate(s.waiting + s.running);
     let queue = extrapolate(s.waiting);
     let kv_sum = s.kv_usage_mean.map(|m| PerReplica(m).times(fleet));
@@ -481,7 +488,10 @@ pub fn decide(
         ..Inputs::default()
     };
 
-    let data_fresh = fresh > 0 && fresh * 2 >= ready;
+    // A fleet scaled to zero has no workers to scrape; a fresh Dynamo frontend still sees every
+    // request, so its numbers are evidence (of no demand, or of demand that must wake it).
+    let frontend_fresh = s.fresh_frontends > 0 && s.fresh_frontends * 2 >= s.total_frontends;
+    let data_fresh = (fresh > 0 && fresh * 2 >= ready) || (discovered == 0 && frontend_fresh);
     if !data_fresh {
         let since = *next.stale_since_ms.get_or_insert(now_ms);
         next.down_ok_since_ms = None;

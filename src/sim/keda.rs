@@ -418,9 +418,97 @@ impl Keda {
     }
 }
 
+/// KEDA's scale executor for one ScaledObject (`RequestScale`, keda-protocol.md §4.1): the
+/// path that activates a fleet at zero and cools it down to zero. From one replica up the HPA
+/// decides; this only acts at the zero boundary (and below `minReplicaCount`).
+#[derive(Debug, Clone)]
+pub struct Executor {
+    /// `minReplicaCount`.
+    pub min_replica_count: u32,
+    /// `cooldownPeriod`, ms.
+    pub cooldown_ms: u64,
+    /// `initialCooldownPeriod`, ms.
+    pub initial_cooldown_ms: u64,
+    /// When the ScaledObject was created, ms.
+    pub created_ms: u64,
+    last_active_ms: Option<u64>,
+}
+
+impl Executor {
+    /// An executor for a ScaledObject created at `created_ms`.
+    pub fn new(min_replica_count: u32, cooldown_ms: u64, created_ms: u64) -> Executor {
+        Executor {
+            min_replica_count,
+            cooldown_ms,
+            initial_cooldown_ms: 0,
+            created_ms,
+            last_active_ms: None,
+        }
+    }
+
+    /// One poll: `active` is IsActive (or an active fallback), `is_error` whether the poll
+    /// failed. Returns the replica count KEDA sets, when it sets one.
+    pub fn request_scale(
+        &mut self,
+        now_ms: u64,
+        c: u32,
+        active: bool,
+        is_error: bool,
+    ) -> Option<u32> {
+        let min = self.min_replica_count;
+        if active {
+            if c == 0 {
+                self.last_active_ms = Some(now_ms);
+                return Some(min.max(1));
+            }
+            if !is_error {
+                self.last_active_ms = Some(now_ms);
+            }
+            return None;
+        }
+        if is_error {
+            // Never scales to zero on an error (with or without a fallback).
+            return None;
+        }
+        if c > 0 && min == 0 {
+            let expired = match self.last_active_ms {
+                None => self.created_ms + self.initial_cooldown_ms < now_ms,
+                Some(t) => t + self.cooldown_ms < now_ms,
+            };
+            return expired.then_some(0);
+        }
+        (c < min).then_some(min)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn executor_activates_from_zero_and_cools_down_to_zero() {
+        let mut e = Executor::new(0, 300_000, 0);
+        // Active at zero: one replica at once.
+        assert_eq!(e.request_scale(10_000, 0, true, false), Some(1));
+        assert_eq!(e.request_scale(40_000, 3, true, false), None);
+        // Inactive: nothing until the cooldown since the last active poll has passed.
+        assert_eq!(e.request_scale(70_000, 3, false, false), None);
+        assert_eq!(e.request_scale(340_000, 3, false, false), None);
+        assert_eq!(
+            e.request_scale(340_001, 3, false, true),
+            None,
+            "never to zero on an error"
+        );
+        assert_eq!(
+            e.request_scale(340_001, 3, false, false),
+            Some(0),
+            "N -> 0 in one step"
+        );
+        // With minReplicaCount 2 it only restores the floor.
+        let mut e = Executor::new(2, 300_000, 0);
+        assert_eq!(e.request_scale(1_000_000, 1, false, false), Some(2));
+        assert_eq!(e.request_scale(1_000_000, 5, false, false), None);
+    }
 
     fn spec(behavior: Option<Behavior>) -> HpaSpec {
         HpaSpec {

@@ -11,7 +11,7 @@ use crate::config::ScalerConfig;
 use crate::core::cycle::{Cycle, Snapshot, active_answer, metric_answer};
 use crate::core::fleet::{Observation, StaleKind, StaleReason, TargetRole};
 
-use super::keda::{Behavior, Fallback, FallbackBehavior, Hpa, HpaSpec, Keda, MetricKind};
+use super::keda::{Behavior, Executor, Fallback, FallbackBehavior, Hpa, HpaSpec, Keda, MetricKind};
 use super::load::Request;
 use super::prom::{Prometheus, Sample};
 use super::rng::Rng;
@@ -351,6 +351,7 @@ struct Sim<'a> {
     prom: Prometheus,
     hpa: Option<Hpa>,
     keda: Keda,
+    executor: Executor,
     last_metric: Option<f64>,
     oracle: &'a OraclePlan,
 }
@@ -836,6 +837,7 @@ pub fn run(
         prom: Prometheus::new(600_000),
         hpa,
         keda,
+        executor: Executor::new(p.min_replicas, 300_000, 0),
         last_metric: None,
         oracle,
     };
@@ -972,9 +974,20 @@ pub fn run(
                 sim.at(t + us(p.prom_scrape_s), Ev::PromScrape);
             }
             Ev::KedaPoll => {
-                let ok = metric_answer(sim.snapshot.as_ref()).is_ok()
-                    && active_answer(sim.snapshot.as_ref()).is_ok();
+                let active = active_answer(sim.snapshot.as_ref());
+                let ok = metric_answer(sim.snapshot.as_ref()).is_ok() && active.is_ok();
                 sim.keda.poll(ok);
+                // A fallback-active trigger counts as active (keda-protocol.md §2.7).
+                let fallback_active = sim.keda.failures() > 3;
+                let is_active = active.unwrap_or(false) || fallback_active;
+                if let Some(n) = sim.executor.request_scale(
+                    t / 1000,
+                    sim.spec,
+                    is_active,
+                    !ok && !fallback_active,
+                ) {
+                    sim.set_spec(n);
+                }
                 sim.at(t + us(p.polling_s), Ev::KedaPoll);
             }
             Ev::HpaSync => {

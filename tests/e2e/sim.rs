@@ -345,3 +345,36 @@ fn dynamo_workers_behind_a_frontend_scale_like_plain_vllm() {
     assert!(!ttft(&b).is_empty());
     assert_ne!(ttft(&a), ttft(&b));
 }
+
+#[test]
+fn a_dynamo_fleet_cools_down_to_zero_and_its_frontend_queue_wakes_it() {
+    let p = simulate_args(&["--engine", "dynamo", "--min-replicas", "0"])
+        .params()
+        .expect("params");
+    // Load for 300 s, silence for 900 s, load again for 300 s.
+    let mut first = poisson(60.0, 300.0, Vec::new(), 6);
+    let second = poisson(60.0, 300.0, Vec::new(), 7);
+    first
+        .requests
+        .extend(second.requests.iter().map(|r| load::Request {
+            arrival_us: r.arrival_us + 1_200_000_000,
+            ..*r
+        }));
+    let sc = Scenario {
+        duration_s: 1500.0,
+        ..first
+    };
+    let c = run(&sc, &p, &[Policy::KedaLlmScaler], 6);
+    let actions = &c.runs[0].actions;
+    let to_zero = actions
+        .iter()
+        .find(|a| a.to == 0)
+        .expect("cooled down to zero");
+    assert!(to_zero.t_s > 600.0 && to_zero.t_s < 1200.0, "{actions:?}");
+    let wake = actions
+        .iter()
+        .find(|a| a.from == 0)
+        .expect("woken from zero");
+    assert!(wake.t_s >= 1200.0 && wake.t_s < 1240.0, "{actions:?}");
+    assert_eq!(wake.to, 1);
+}

@@ -376,11 +376,27 @@ fn frontend_queue_wakes_a_fleet_at_zero_workers() {
         d.active,
         "the frontend queue activates the fleet so KEDA scales 0 -> 1"
     );
-    assert_eq!(
-        d.reason,
-        Reason::DataStale,
-        "no worker metrics: the answer holds, it does not read 0 as idle"
+    // The fresh frontend sees every request: its queue is evidence, and asks for capacity.
+    assert_eq!((d.reason, d.desired), (Reason::ScaleUp, 1));
+    // An idle frontend at zero workers is evidence of no demand: the fleet may stay at zero.
+    let idle = "dynamo_frontend_queued_requests{model=\"qwen/qwen3-0.6b\"} 0\ndynamo_frontend_inflight_requests{model=\"qwen/qwen3-0.6b\"} 0\n";
+    let mut fleet = Fleet::default();
+    fleet.apply_cycle(
+        &sc,
+        0,
+        vec![Observation {
+            id: "http://fe:8000/metrics".into(),
+            role: TargetRole::Frontend,
+            outcome: Ok(extract(idle, Engine::Dynamo, None).metrics),
+            parse_errors: 0,
+        }],
     );
+    let (d, _) = decide(&c, &PolicyState::default(), &fleet.signals(&sc), 0);
+    assert_eq!((d.desired, d.active), (0, false));
+    assert_ne!(d.reason, Reason::DataStale);
+    // No workers and no frontend: nothing is known, and nothing is given up.
+    let (d, _) = decide(&c, &PolicyState::default(), &Signals::default(), 0);
+    assert_eq!(d.reason, Reason::DataStale);
 }
 
 #[test]
