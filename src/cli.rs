@@ -81,6 +81,13 @@ pub struct ServeArgs {
     /// PEM CA bundle: require client certificates signed by it (mTLS; KEDA's `tlsClientCert`).
     #[arg(long, env = "KLS_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Where scrape targets may be: comma-separated CIDRs and DNS suffixes, checked on resolved
+    /// addresses (for example `10.0.0.0/8,.svc.cluster.local`). Empty: anywhere but link-local.
+    #[arg(long, env = "KLS_ALLOW_TARGETS", default_value = "")]
+    pub allow_targets: String,
+    /// Most lines a metrics page may have before the target is marked stale.
+    #[arg(long, env = "KLS_MAX_SERIES_PER_SCRAPE", default_value_t = 50_000)]
+    pub max_series_per_scrape: usize,
     /// How often the TLS files are re-read, seconds (rotated Secrets apply without a restart).
     #[arg(long, env = "KLS_TLS_RELOAD_SECONDS", default_value_t = 10.0)]
     pub tls_reload_seconds: f64,
@@ -119,6 +126,8 @@ impl ServeArgs {
             scrape: ScrapeLimits {
                 max_body_bytes: self.max_body_bytes,
                 concurrency: self.scrape_concurrency.max(1),
+                max_series: self.max_series_per_scrape.max(1),
+                allow: std::sync::Arc::new(crate::allow::AllowList::parse(&self.allow_targets)?),
             },
             first_decision_wait: Duration::from_millis(self.first_decision_wait_ms),
         })

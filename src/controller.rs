@@ -30,6 +30,9 @@ use crate::telemetry::{SoLabels, Telemetry};
 
 pub use crate::core::cycle::{HistoryEntry, Snapshot, TargetView};
 
+/// Largest accepted metadata map (keys plus values), bytes.
+pub const MAX_METADATA_BYTES: usize = 64 << 10;
+
 /// Handle to a running controller.
 #[derive(Debug)]
 pub struct Controller {
@@ -216,10 +219,43 @@ impl Registry {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        // Metadata travels in every RPC; a huge map is a mistake or an attack, refused before
+        // any work is done with it.
+        let size: usize = sorted.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if size > MAX_METADATA_BYTES {
+            let largest = sorted
+                .iter()
+                .max_by_key(|(k, v)| k.len() + v.len())
+                .map_or(String::new(), |(k, _)| k.clone());
+            return Err(RegistryError::Metadata(MetadataError {
+                key: largest,
+                message: format!(
+                    "metadata is {size} bytes, over the {MAX_METADATA_BYTES}-byte limit (this key is the largest)"
+                ),
+            }));
+        }
         let config = Arc::new(ScalerConfig::from_metadata(
             &sorted,
             &self.settings.defaults,
         )?);
+        // Targets written as IP literals are checked now, so the author sees INVALID_ARGUMENT;
+        // names are checked when they resolve (a per-target `not_allowed`).
+        let literals = match &config.discovery {
+            crate::config::Discovery::Static(urls) => urls.iter().map(|u| ("targets", u)).collect(),
+            crate::config::Discovery::HttpSd { url, .. } => vec![("httpSd", url)],
+            crate::config::Discovery::Service { .. } => Vec::new(),
+        };
+        for (key, url) in literals
+            .into_iter()
+            .chain(config.frontends.iter().map(|u| ("frontendTargets", u)))
+        {
+            if let Err(r) = self.scraper.check_literal(url) {
+                return Err(RegistryError::Metadata(MetadataError {
+                    key: key.to_string(),
+                    message: format!("{url}: {}", r.detail),
+                }));
+            }
+        }
 
         let mut map = self.write();
         if let Some(c) = map.get(&key)
@@ -396,12 +432,18 @@ async fn scrape_cycle(
 ) -> Vec<Observation> {
     let timeout = Duration::from_millis(config.scrape_timeout_ms);
     let mut out = Vec::new();
-    let mut targets: Vec<(String, TargetRole)> = Vec::new();
+    let mut targets: Vec<(String, TargetRole, bool)> = Vec::new();
+    // Pod IPs from an allowed Service name were checked as the name resolved.
+    let vouched = matches!(config.discovery, crate::config::Discovery::Service { .. });
     match discover(&config.discovery, scraper, timeout).await {
-        Ok(urls) => targets.extend(urls.into_iter().map(|u| (u, TargetRole::Worker))),
+        Ok(urls) => targets.extend(urls.into_iter().map(|u| (u, TargetRole::Worker, vouched))),
         Err(e) => {
             let reason = StaleReason {
-                kind: StaleKind::Connect,
+                kind: if matches!(e, crate::discover::DiscoverError::NotAllowed { .. }) {
+                    StaleKind::NotAllowed
+                } else {
+                    StaleKind::Connect
+                },
                 detail: e.to_string(),
             };
             out.extend(known_workers.into_iter().map(|id| Observation {
@@ -416,16 +458,20 @@ async fn scrape_cycle(
         config
             .frontends
             .iter()
-            .map(|u| (u.clone(), TargetRole::Frontend)),
+            .map(|u| (u.clone(), TargetRole::Frontend, false)),
     );
 
     let mut tasks = JoinSet::new();
-    for (url, role) in targets {
+    for (url, role, vouched) in targets {
         let scraper = scraper.clone();
         let engine = config.engine;
         let model = config.model.clone();
         tasks.spawn(async move {
-            let page = scraper.fetch(&url, timeout).await;
+            let page = if vouched {
+                scraper.fetch_vouched(&url, timeout).await
+            } else {
+                scraper.fetch(&url, timeout).await
+            };
             Observation::from_page(url, role, page, engine, model.as_deref())
         });
     }

@@ -25,6 +25,14 @@ pub enum DiscoverError {
         /// Name looked up.
         host: String,
     },
+    /// Every address the Service resolved to is outside `--allow-targets`.
+    #[error("{host} resolves to {found} address(es), none allowed by --allow-targets")]
+    NotAllowed {
+        /// Name looked up.
+        host: String,
+        /// Addresses found.
+        found: usize,
+    },
     /// The HTTP service-discovery endpoint failed or answered something else than the
     /// Prometheus HTTP SD format.
     #[error("service discovery {url}: {message}")]
@@ -93,7 +101,17 @@ pub async fn discover(
                     host: host.clone(),
                     message: e.to_string(),
                 })?;
-            let mut urls: Vec<String> = addrs
+            let addrs: Vec<std::net::SocketAddr> = addrs.collect();
+            let found = addrs.len();
+            let allowed = scraper.allow_list().filter_resolved(host, addrs);
+            if found > 0 && allowed.is_empty() {
+                return Err(DiscoverError::NotAllowed {
+                    host: host.clone(),
+                    found,
+                });
+            }
+            let mut urls: Vec<String> = allowed
+                .into_iter()
                 .map(|a| url_for(scheme, a.ip(), *port, path))
                 .collect();
             urls.sort();

@@ -13,6 +13,7 @@
 //! - [`grpc`] and [`admin`] only read the latest snapshot.
 
 pub mod admin;
+pub mod allow;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
+use crate::allow::{AllowList, AllowingResolver};
 use crate::core::fleet::{StaleKind, StaleReason};
 
 /// Limits shared by every controller of one server.
@@ -18,6 +19,11 @@ pub struct ScrapeLimits {
     pub max_body_bytes: usize,
     /// Concurrent scrapes across the whole server.
     pub concurrency: usize,
+    /// Most lines (series and comments) a page may have; a label explosion beyond it marks
+    /// the target stale instead of costing parse time and memory.
+    pub max_series: usize,
+    /// Where targets may be.
+    pub allow: Arc<AllowList>,
 }
 
 impl Default for ScrapeLimits {
@@ -25,6 +31,8 @@ impl Default for ScrapeLimits {
         ScrapeLimits {
             max_body_bytes: 8 << 20,
             concurrency: 64,
+            max_series: 50_000,
+            allow: Arc::new(AllowList::default()),
         }
     }
 }
@@ -35,6 +43,8 @@ pub struct Scraper {
     client: reqwest::Client,
     permits: Arc<Semaphore>,
     max_body_bytes: usize,
+    max_series: usize,
+    allow: Arc<AllowList>,
 }
 
 fn stale(kind: StaleKind, detail: impl Into<String>) -> StaleReason {
@@ -49,6 +59,7 @@ impl Scraper {
     pub fn new(limits: &ScrapeLimits) -> Result<Scraper, reqwest::Error> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(AllowingResolver(limits.allow.clone())))
             .pool_idle_timeout(Duration::from_secs(90))
             .user_agent(concat!("keda-llm-scaler/", env!("CARGO_PKG_VERSION")))
             .build()?;
@@ -56,11 +67,52 @@ impl Scraper {
             client,
             permits: Arc::new(Semaphore::new(limits.concurrency.max(1))),
             max_body_bytes: limits.max_body_bytes,
+            max_series: limits.max_series.max(1),
+            allow: limits.allow.clone(),
         })
+    }
+
+    /// The allow-list this client enforces.
+    pub fn allow_list(&self) -> &AllowList {
+        &self.allow
+    }
+
+    /// Refuses a URL whose host is an IP literal outside the allow-list (names are checked
+    /// when they resolve, in the client's resolver).
+    pub fn check_literal(&self, url: &str) -> Result<(), StaleReason> {
+        let Ok(parsed) = reqwest::Url::parse(url) else {
+            return Ok(());
+        };
+        let Some(ip) = parsed
+            .host_str()
+            .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+            .and_then(|h| h.parse::<std::net::IpAddr>().ok())
+        else {
+            return Ok(());
+        };
+        if self.allow.ip_allowed(ip) {
+            Ok(())
+        } else {
+            Err(stale(
+                StaleKind::NotAllowed,
+                format!("{ip} is outside --allow-targets"),
+            ))
+        }
+    }
+
+    /// Fetches a URL discovered from an allowed Service name: its IP was already checked
+    /// against the allow-list when the name resolved.
+    pub async fn fetch_vouched(&self, url: &str, timeout: Duration) -> Result<String, StaleReason> {
+        self.fetch_checked(url, timeout).await
     }
 
     /// Fetches `url` within `timeout` (waiting for a concurrency permit included).
     pub async fn fetch(&self, url: &str, timeout: Duration) -> Result<String, StaleReason> {
+        self.check_literal(url)?;
+        self.fetch_checked(url, timeout).await
+    }
+
+    async fn fetch_checked(&self, url: &str, timeout: Duration) -> Result<String, StaleReason> {
         match tokio::time::timeout(timeout, self.fetch_unbounded(url)).await {
             Ok(result) => result,
             Err(_) => Err(stale(
@@ -86,7 +138,15 @@ impl Scraper {
             )
             .send()
             .await
-            .map_err(|e| stale(StaleKind::Connect, error_chain(&e)))?;
+            .map_err(|e| {
+                let chain = error_chain(&e);
+                let kind = if chain.contains("--allow-targets") {
+                    StaleKind::NotAllowed
+                } else {
+                    StaleKind::Connect
+                };
+                stale(kind, chain)
+            })?;
         let status = resp.status();
         if !status.is_success() {
             return Err(stale(StaleKind::HttpStatus, format!("HTTP {status}")));
@@ -113,6 +173,13 @@ impl Scraper {
                 ));
             }
             body.extend_from_slice(&chunk);
+        }
+        let lines = body.iter().filter(|b| **b == b'\n').count();
+        if lines > self.max_series {
+            return Err(stale(
+                StaleKind::TooManySeries,
+                format!("{lines} lines, over the limit of {}", self.max_series),
+            ));
         }
         String::from_utf8(body).map_err(|_| stale(StaleKind::Body, "body is not UTF-8"))
     }

@@ -45,11 +45,13 @@ pub enum StaleKind {
     NoKnownMetrics,
     /// The page exceeded the series limit.
     TooManySeries,
+    /// The target is outside `--allow-targets`.
+    NotAllowed,
 }
 
 impl StaleKind {
     /// Every kind, for metric label sets.
-    pub const ALL: [StaleKind; 7] = [
+    pub const ALL: [StaleKind; 8] = [
         StaleKind::Connect,
         StaleKind::Timeout,
         StaleKind::HttpStatus,
@@ -57,6 +59,7 @@ impl StaleKind {
         StaleKind::Body,
         StaleKind::NoKnownMetrics,
         StaleKind::TooManySeries,
+        StaleKind::NotAllowed,
     ];
 
     /// Stable label value.
@@ -69,6 +72,7 @@ impl StaleKind {
             StaleKind::Body => "body",
             StaleKind::NoKnownMetrics => "no_known_metrics",
             StaleKind::TooManySeries => "too_many_series",
+            StaleKind::NotAllowed => "not_allowed",
         }
     }
 }

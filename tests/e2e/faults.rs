@@ -236,6 +236,7 @@ async fn oversized_bodies_are_refused_and_idle_controllers_dropped() {
         scrape: ScrapeLimits {
             max_body_bytes: 256 << 10,
             concurrency: 4,
+            ..ScrapeLimits::default()
         },
         first_decision_wait: Duration::from_millis(1500),
         tls: None,

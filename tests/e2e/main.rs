@@ -4,6 +4,7 @@
 mod common;
 mod faults;
 mod grpc_contract;
+mod hardening;
 mod manifests;
 mod prometheus;
 mod signals;

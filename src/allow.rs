@@ -1,0 +1,250 @@
+//! Which addresses the scaler may fetch. A ScaledObject author chooses the scrape targets, so
+//! without a limit the scaler would fetch any URL they name from inside the cluster (SSRF).
+//!
+//! The check runs on resolved addresses, inside the HTTP client's resolver, so the address
+//! checked is the address connected to (a name that re-resolves elsewhere between a check and
+//! the connection cannot slip through). Link-local addresses (169.254.0.0/16, which holds the
+//! cloud instance-metadata endpoint, and fe80::/10) are refused unless a CIDR names them.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// An IP network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `10.0.0.0/8`, `fd00::/8` or a bare address (a /32 or /128).
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a.trim().parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p.trim().parse::<u8>().ok().filter(|p| *p <= max)?,
+            None => max,
+        };
+        Some(Cidr { addr, prefix })
+    }
+
+    /// Whether `ip` is inside.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(x)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(x) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(x)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(x) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// `--allow-targets` could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "--allow-targets entry {0:?} is neither a CIDR (10.0.0.0/8) nor a DNS suffix (.svc.cluster.local)"
+)]
+pub struct AllowError(pub String);
+
+/// Allowed networks and DNS suffixes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllowList {
+    cidrs: Vec<Cidr>,
+    suffixes: Vec<String>,
+}
+
+/// Networks refused even without an allow-list, unless a CIDR names them.
+fn always_denied() -> [Cidr; 2] {
+    [
+        Cidr {
+            addr: IpAddr::V4(std::net::Ipv4Addr::new(169, 254, 0, 0)),
+            prefix: 16,
+        },
+        Cidr {
+            addr: IpAddr::V6(std::net::Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0)),
+            prefix: 10,
+        },
+    ]
+}
+
+impl AllowList {
+    /// Parses a comma-separated list; empty means unrestricted (but link-local is refused).
+    pub fn parse(list: &str) -> Result<AllowList, AllowError> {
+        let mut out = AllowList::default();
+        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            if let Some(c) = Cidr::parse(item) {
+                out.cidrs.push(c);
+            } else if item.starts_with('.')
+                && item.len() > 1
+                && item[1..]
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            {
+                out.suffixes.push(item.to_ascii_lowercase());
+            } else {
+                return Err(AllowError(item.to_string()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// No allow-list given.
+    pub fn is_unrestricted(&self) -> bool {
+        self.cidrs.is_empty() && self.suffixes.is_empty()
+    }
+
+    fn in_cidrs(&self, ip: IpAddr) -> bool {
+        self.cidrs.iter().any(|c| c.contains(ip))
+    }
+
+    fn denied_by_default(&self, ip: IpAddr) -> bool {
+        always_denied().iter().any(|c| c.contains(ip)) && !self.in_cidrs(ip)
+    }
+
+    /// Whether a host name matches an allowed DNS suffix (case-insensitive, trailing dot
+    /// ignored).
+    pub fn name_allowed(&self, host: &str) -> bool {
+        let h = host.trim_end_matches('.').to_ascii_lowercase();
+        self.suffixes.iter().any(|s| h.ends_with(s.as_str()))
+    }
+
+    /// Whether an address written as an IP literal in a target may be fetched.
+    pub fn ip_allowed(&self, ip: IpAddr) -> bool {
+        if self.is_unrestricted() {
+            !self.denied_by_default(ip)
+        } else {
+            self.in_cidrs(ip)
+        }
+    }
+
+    /// The addresses `host` resolved to that may be connected to: all of them (minus
+    /// link-local) when the name matches an allowed suffix or no list is set, otherwise those
+    /// inside the allowed networks.
+    pub fn filter_resolved(
+        &self,
+        host: &str,
+        addrs: Vec<std::net::SocketAddr>,
+    ) -> Vec<std::net::SocketAddr> {
+        let by_name = self.is_unrestricted() || self.name_allowed(host);
+        addrs
+            .into_iter()
+            .filter(|a| {
+                if by_name {
+                    !self.denied_by_default(a.ip())
+                } else {
+                    self.in_cidrs(a.ip())
+                }
+            })
+            .collect()
+    }
+}
+
+/// A DNS resolver for the scrape client that only hands out allowed addresses.
+#[derive(Debug, Clone)]
+pub struct AllowingResolver(pub Arc<AllowList>);
+
+impl reqwest::dns::Resolve for AllowingResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow = self.0.clone();
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await
+                .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })?
+                .collect();
+            let found = addrs.len();
+            let ok = allow.filter_resolved(&host, addrs);
+            if ok.is_empty() {
+                let why = format!(
+                    "{host} resolves to {found} address(es), none allowed by --allow-targets"
+                );
+                return Err(Box::new(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    why,
+                ))
+                    as Box<dyn std::error::Error + Send + Sync>);
+            }
+            let iter: reqwest::dns::Addrs = Box::new(ok.into_iter());
+            Ok(iter)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sa(s: &str) -> std::net::SocketAddr {
+        format!("{s}:80").parse().expect("addr")
+    }
+
+    #[test]
+    fn cidrs_and_suffixes() {
+        let a = AllowList::parse("10.0.0.0/8, fd00::/8, .svc.cluster.local").expect("parse");
+        assert!(a.ip_allowed("10.244.3.7".parse().expect("ip")));
+        assert!(!a.ip_allowed("192.168.1.1".parse().expect("ip")));
+        assert!(a.ip_allowed("fd12::1".parse().expect("ip")));
+        assert!(
+            a.ip_allowed("::ffff:10.1.2.3".parse().expect("ip")),
+            "v4-mapped v6"
+        );
+        assert!(a.name_allowed("vllm.llm.svc.cluster.local."));
+        assert!(!a.name_allowed("evil.example.com"));
+        // A name outside the suffixes is allowed only where it resolves inside the networks.
+        assert_eq!(
+            a.filter_resolved(
+                "evil.example.com",
+                vec![sa("10.0.0.5"), sa("93.184.216.34")]
+            ),
+            vec![sa("10.0.0.5")]
+        );
+        // An allowed name still cannot reach the metadata endpoint.
+        assert!(
+            a.filter_resolved("x.svc.cluster.local", vec![sa("169.254.169.254")])
+                .is_empty()
+        );
+        assert!(AllowList::parse("10.0.0.0/33").is_err());
+        assert!(
+            AllowList::parse("svc.cluster.local").is_err(),
+            "suffixes start with a dot"
+        );
+    }
+
+    #[test]
+    fn unrestricted_still_refuses_link_local_unless_named() {
+        let open = AllowList::parse("").expect("empty");
+        assert!(open.is_unrestricted());
+        assert!(open.ip_allowed("127.0.0.1".parse().expect("ip")));
+        assert!(!open.ip_allowed("169.254.169.254".parse().expect("ip")));
+        assert!(!open.ip_allowed("fe80::1".parse().expect("ip")));
+        let named = AllowList::parse("169.254.0.0/16").expect("parse");
+        assert!(named.ip_allowed("169.254.169.254".parse().expect("ip")));
+    }
+
+    #[test]
+    fn prefix_edges() {
+        let c = Cidr::parse("192.168.4.0/22").expect("cidr");
+        assert!(c.contains("192.168.7.255".parse().expect("ip")));
+        assert!(!c.contains("192.168.8.0".parse().expect("ip")));
+        let all = Cidr::parse("0.0.0.0/0").expect("cidr");
+        assert!(all.contains("8.8.8.8".parse().expect("ip")));
+        assert!(!all.contains("::1".parse().expect("ip")));
+    }
+}
