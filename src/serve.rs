@@ -97,7 +97,14 @@ pub async fn run(
             tokio::spawn(router.serve_with_incoming_shutdown(incoming, stop))
         }
         None => {
-            tokio::spawn(router.serve_with_incoming_shutdown(TcpListenerStream::new(grpc), stop))
+            // Small gRPC responses must not wait for Nagle's algorithm against the peer's
+            // delayed ACK (a 40 ms stall on Linux).
+            let incoming = tokio_stream::StreamExt::map(TcpListenerStream::new(grpc), |conn| {
+                conn.inspect(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                })
+            });
+            tokio::spawn(router.serve_with_incoming_shutdown(incoming, stop))
         }
     };
     let app = admin::router(AdminState {

@@ -251,6 +251,7 @@ pub fn incoming(
                     }
                 },
             };
+            let _ = tcp.set_nodelay(true);
             let acceptor = TlsAcceptor::from(state.config());
             let tx = tx.clone();
             let telemetry = telemetry.clone();
