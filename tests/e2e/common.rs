@@ -117,6 +117,10 @@ pub enum Mode {
     Page(String),
     Status(u16),
     Hang,
+    /// The page, 512 bytes every 100 ms.
+    Trickle(String),
+    /// An endless-looking body of this many bytes, generated as it is sent.
+    Huge(usize),
 }
 
 /// A loopback HTTP worker whose answer can be changed at run time.
@@ -136,6 +140,29 @@ async fn answer(State(mode): State<Arc<Mutex<Mode>>>) -> Response {
         Mode::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             StatusCode::OK.into_response()
+        }
+        Mode::Trickle(body) => {
+            let chunks: Vec<Vec<u8>> = body.as_bytes().chunks(512).map(<[u8]>::to_vec).collect();
+            let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+            tokio::spawn(async move {
+                for c in chunks {
+                    if tx.send(Ok(c)).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            });
+            axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .into_response()
+        }
+        Mode::Huge(size) => {
+            let line =
+                b"# padding padding padding padding padding padding padding padding\n".to_vec();
+            let chunk: Vec<u8> = line.iter().copied().cycle().take(64 << 10).collect();
+            let n = size / chunk.len();
+            let stream =
+                tokio_stream::iter((0..n).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+            axum::body::Body::from_stream(stream).into_response()
         }
     }
 }

@@ -271,3 +271,138 @@ async fn oversized_bodies_are_refused_and_idle_controllers_dropped() {
     );
     scaler.shutdown.cancel();
 }
+
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Trickled bodies, a 100 MB body, NaN/Inf values and decreasing counters on part of a busy
+/// fleet: GetMetrics keeps answering fast, the answer never falls, the reasons show.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_pages_never_lower_the_answer() {
+    let idle = fixture(VLLM);
+    let hot = set_value(&idle, "vllm:kv_cache_usage_perc", 0.9);
+    let (workers, targets) = Worker::fleet(4, &hot).await;
+    let scaler = Scaler::start().await;
+    let mut client = scaler.client().await;
+    let r = so_ref(
+        "hostile",
+        &[
+            ("targets", &targets),
+            ("scrapeIntervalSeconds", "0.2"),
+            ("scrapeTimeoutSeconds", "0.15"),
+            ("scaleDownWindowSeconds", "0"),
+            ("postScaleUpHoldSeconds", "0"),
+            ("staleHoldSeconds", "600"),
+        ],
+    );
+    client.get_metric_spec(r.clone()).await.expect("spec");
+    let held = scaler
+        .wait_debug("hostile", 5.0, |e| {
+            e["desired_replicas"].as_u64() >= Some(5)
+        })
+        .await["desired_replicas"]
+        .as_u64()
+        .expect("desired");
+    let rss_before = rss_mib();
+
+    // Half the fleet turns hostile while the other half goes idle (which alone would ask for 1).
+    workers[0].set(Mode::Trickle(idle.clone()));
+    workers[1].set(Mode::Huge(100 << 20));
+    workers[2].set(Mode::Page(
+        set_value(&set_value(&idle, "vllm:kv_cache_usage_perc", f64::NAN), "vllm:num_requests_running", f64::INFINITY)
+            .replace("vllm:num_requests_waiting{engine=\"0\",model_name=\"meta-llama/Llama-3.1-8B-Instruct\"} 0.0", "vllm:num_requests_waiting{engine=\"0\",model_name=\"meta-llama/Llama-3.1-8B-Instruct\"} -Inf"),
+    ));
+    workers[3].set(Mode::Page(zero_histogram(
+        &idle,
+        "vllm:time_to_first_token_seconds",
+    )));
+    let e = scaler
+        .wait_debug("hostile", 8.0, |e| {
+            let kinds: Vec<&str> = e["targets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t["stale_reason"]["kind"].as_str())
+                .collect();
+            kinds.contains(&"timeout") && kinds.contains(&"body_too_large")
+        })
+        .await;
+    for _ in 0..20 {
+        let watch = keda_llm_scaler::clock::Stopwatch::start();
+        let (d, _) = desired(&mut client, &r).await;
+        assert!(
+            watch.elapsed() < Duration::from_millis(100),
+            "GetMetrics waited on a scrape"
+        );
+        assert!(
+            d as u64 >= held,
+            "answer fell from {held} to {d} on bad data: {e:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let grown = rss_mib() - rss_before;
+    assert!(
+        grown < 50.0,
+        "a 100 MB body grew the process by {grown:.0} MiB"
+    );
+    let metrics = scaler.http_get("/metrics").await;
+    for kind in ["timeout", "body_too_large"] {
+        assert!(
+            metrics.contains(&format!("scaledobject=\"hostile\",kind=\"{kind}\"")),
+            "{kind} not counted"
+        );
+    }
+    scaler.shutdown.cancel();
+}
+
+/// A restarted scaler knows nothing of its previous answers: it must not go below the fleet it
+/// finds until a full scale-down window of low need has passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_scaler_does_not_scale_down_before_its_window_refills() {
+    let idle = fixture(VLLM);
+    let (_workers, targets) = Worker::fleet(3, &idle).await;
+    let md = [
+        ("targets", targets.as_str()),
+        ("scrapeIntervalSeconds", "0.1"),
+        ("scaleDownWindowSeconds", "2"),
+        ("postScaleUpHoldSeconds", "0"),
+        ("scaleDownStepSeconds", "0"),
+        ("scaleDownMaxPercent", "100"),
+    ];
+    let first = Scaler::start().await;
+    let mut client = first.client().await;
+    let r = so_ref("restart", &md);
+    let (before, _) = desired(&mut client, &r).await;
+    assert!(before >= 3, "three idle workers discovered: {before}");
+    first.shutdown.cancel();
+
+    // The fleet is idle; a fresh scaler process comes up.
+    let second = Scaler::start().await;
+    let mut client = second.client().await;
+    let watch = keda_llm_scaler::clock::Stopwatch::start();
+    let mut answers = Vec::new();
+    while watch.elapsed() < Duration::from_secs(4) {
+        let (d, _) = desired(&mut client, &r).await;
+        answers.push((watch.elapsed().as_secs_f64(), d));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        answers
+            .iter()
+            .filter(|(t, _)| *t < 1.8)
+            .all(|(_, d)| *d >= 3),
+        "scaled down before the window refilled: {answers:?}"
+    );
+    assert!(
+        answers.last().is_some_and(|(_, d)| *d < 3),
+        "and does scale down once it has: {answers:?}"
+    );
+    second.shutdown.cancel();
+}
