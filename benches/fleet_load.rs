@@ -119,6 +119,7 @@ where
 }
 
 fn main() {
+    keda_llm_scaler::tls::install_crypto_provider();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

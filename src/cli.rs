@@ -85,6 +85,15 @@ pub struct ServeArgs {
     /// addresses (for example `10.0.0.0/8,.svc.cluster.local`). Empty: anywhere but link-local.
     #[arg(long, env = "KLS_ALLOW_TARGETS", default_value = "")]
     pub allow_targets: String,
+    /// Most worker targets one ScaledObject may have (static list, or one discovery answer).
+    #[arg(long, env = "KLS_MAX_TARGETS_PER_SCALEDOBJECT", default_value_t = 2000)]
+    pub max_targets_per_scaledobject: usize,
+    /// PEM CA bundle trusted for `https://` scrape targets.
+    #[arg(long, env = "KLS_SCRAPE_CA")]
+    pub scrape_ca: Option<PathBuf>,
+    /// File with a bearer token sent to every scrape target (re-read at each scrape).
+    #[arg(long, env = "KLS_SCRAPE_BEARER_TOKEN_FILE")]
+    pub scrape_bearer_token_file: Option<PathBuf>,
     /// Most lines a metrics page may have before the target is marked stale.
     #[arg(long, env = "KLS_MAX_SERIES_PER_SCRAPE", default_value_t = 50_000)]
     pub max_series_per_scrape: usize,
@@ -128,6 +137,14 @@ impl ServeArgs {
                 concurrency: self.scrape_concurrency.max(1),
                 max_series: self.max_series_per_scrape.max(1),
                 allow: std::sync::Arc::new(crate::allow::AllowList::parse(&self.allow_targets)?),
+                ca_pem: match &self.scrape_ca {
+                    Some(p) => Some(
+                        std::fs::read(p).with_context(|| format!("--scrape-ca {}", p.display()))?,
+                    ),
+                    None => None,
+                },
+                bearer_token_file: self.scrape_bearer_token_file.clone(),
+                max_targets: self.max_targets_per_scaledobject.max(1),
             },
             first_decision_wait: Duration::from_millis(self.first_decision_wait_ms),
         })

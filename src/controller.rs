@@ -238,6 +238,18 @@ impl Registry {
             &sorted,
             &self.settings.defaults,
         )?);
+        if let crate::config::Discovery::Static(urls) = &config.discovery
+            && urls.len() > self.scraper.max_targets()
+        {
+            return Err(RegistryError::Metadata(MetadataError {
+                key: "targets".into(),
+                message: format!(
+                    "{} targets, over the limit of {} per ScaledObject",
+                    urls.len(),
+                    self.scraper.max_targets()
+                ),
+            }));
+        }
         // Targets written as IP literals are checked now, so the author sees INVALID_ARGUMENT;
         // names are checked when they resolve (a per-target `not_allowed`).
         let literals = match &config.discovery {
@@ -422,6 +434,14 @@ async fn run(
     );
 }
 
+fn discovery_source(d: &crate::config::Discovery) -> String {
+    match d {
+        crate::config::Discovery::Static(_) => "static targets".into(),
+        crate::config::Discovery::HttpSd { url, .. } => url.clone(),
+        crate::config::Discovery::Service { host, port, .. } => format!("{host}:{port}"),
+    }
+}
+
 /// Discovers and scrapes every target of one cycle concurrently; the result lists every
 /// target, sorted by id. If discovery fails, the previously known workers are reported
 /// stale with the discovery error (so the policy holds instead of seeing an empty fleet).
@@ -446,7 +466,17 @@ async fn scrape_cycle(
                 },
                 detail: e.to_string(),
             };
-            out.extend(known_workers.into_iter().map(|id| Observation {
+            // With no worker known yet, the discovery itself is shown as the stale target, so
+            // the reason reaches the debug API and the scrape counters.
+            let ids = if known_workers.is_empty() {
+                vec![format!(
+                    "discovery: {}",
+                    discovery_source(&config.discovery)
+                )]
+            } else {
+                known_workers
+            };
+            out.extend(ids.into_iter().map(|id| Observation {
                 id,
                 role: TargetRole::Worker,
                 outcome: Err(reason.clone()),

@@ -338,6 +338,7 @@ async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
 
 /// Runs the demo; returns what happened.
 pub async fn run(args: &DemoArgs, shutdown: CancellationToken) -> anyhow::Result<Outcome> {
+    crate::tls::install_crypto_provider();
     let watch = Stopwatch::start();
     let now_us = || u64::try_from(watch.elapsed().as_micros()).unwrap_or(u64::MAX);
     let world = Arc::new(Mutex::new(World {

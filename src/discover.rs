@@ -25,6 +25,16 @@ pub enum DiscoverError {
         /// Name looked up.
         host: String,
     },
+    /// Discovery returned more targets than one ScaledObject may have.
+    #[error(
+        "discovery returned {found} targets, over the limit of {limit} per ScaledObject (--max-targets-per-scaledobject)"
+    )]
+    TooMany {
+        /// Targets found.
+        found: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// Every address the Service resolved to is outside `--allow-targets`.
     #[error("{host} resolves to {found} address(es), none allowed by --allow-targets")]
     NotAllowed {
@@ -57,8 +67,25 @@ pub fn url_for(scheme: &str, ip: IpAddr, port: u16, path: &str) -> String {
     }
 }
 
-/// Resolves the targets of one cycle, sorted and de-duplicated.
+/// Resolves the targets of one cycle, sorted and de-duplicated. More than the per-ScaledObject
+/// limit is an error (the previous targets are held stale), never a silent truncation, which
+/// would look like a smaller fleet.
 pub async fn discover(
+    discovery: &Discovery,
+    scraper: &Scraper,
+    timeout: Duration,
+) -> Result<Vec<String>, DiscoverError> {
+    let urls = discover_unbounded(discovery, scraper, timeout).await?;
+    if urls.len() > scraper.max_targets() {
+        return Err(DiscoverError::TooMany {
+            found: urls.len(),
+            limit: scraper.max_targets(),
+        });
+    }
+    Ok(urls)
+}
+
+async fn discover_unbounded(
     discovery: &Discovery,
     scraper: &Scraper,
     timeout: Duration,

@@ -7,6 +7,7 @@ use keda_llm_scaler::telemetry;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    keda_llm_scaler::tls::install_crypto_provider();
     let cli = Cli::parse();
     // Commands with their own terminal output log warnings only, unless RUST_LOG says otherwise.
     let level = match cli.command {

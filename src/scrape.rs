@@ -24,6 +24,13 @@ pub struct ScrapeLimits {
     pub max_series: usize,
     /// Where targets may be.
     pub allow: Arc<AllowList>,
+    /// Most targets one ScaledObject may have (static, or discovered in one cycle).
+    pub max_targets: usize,
+    /// PEM CA bundle trusted for `https://` targets (none: HTTPS targets cannot be verified).
+    pub ca_pem: Option<Vec<u8>>,
+    /// File holding a bearer token sent with every scrape, re-read each time (rotating
+    /// projected tokens keep working).
+    pub bearer_token_file: Option<std::path::PathBuf>,
 }
 
 impl Default for ScrapeLimits {
@@ -33,6 +40,9 @@ impl Default for ScrapeLimits {
             concurrency: 64,
             max_series: 50_000,
             allow: Arc::new(AllowList::default()),
+            max_targets: 2_000,
+            ca_pem: None,
+            bearer_token_file: None,
         }
     }
 }
@@ -45,6 +55,44 @@ pub struct Scraper {
     max_body_bytes: usize,
     max_series: usize,
     allow: Arc<AllowList>,
+    bearer_token_file: Option<std::path::PathBuf>,
+    max_targets: usize,
+}
+
+/// The scrape client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ScraperError {
+    /// The HTTP client.
+    #[error("HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    /// The CA bundle.
+    #[error("scrape CA bundle: {0}")]
+    Ca(String),
+}
+
+fn tls_config(ca_pem: Option<&[u8]>) -> Result<tokio_rustls::rustls::ClientConfig, ScraperError> {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::CertificateDer;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(pem) = ca_pem {
+        for c in CertificateDer::pem_slice_iter(pem) {
+            let c = c.map_err(|e| ScraperError::Ca(e.to_string()))?;
+            roots.add(c).map_err(|e| ScraperError::Ca(e.to_string()))?;
+        }
+        if roots.is_empty() {
+            return Err(ScraperError::Ca("no CERTIFICATE block".into()));
+        }
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| ScraperError::Ca(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
 }
 
 fn stale(kind: StaleKind, detail: impl Into<String>) -> StaleReason {
@@ -56,8 +104,10 @@ fn stale(kind: StaleKind, detail: impl Into<String>) -> StaleReason {
 
 impl Scraper {
     /// Builds the client. Redirects are not followed: a target is the URL it was given.
-    pub fn new(limits: &ScrapeLimits) -> Result<Scraper, reqwest::Error> {
+    pub fn new(limits: &ScrapeLimits) -> Result<Scraper, ScraperError> {
+        crate::tls::install_crypto_provider();
         let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls_config(limits.ca_pem.as_deref())?)
             .redirect(reqwest::redirect::Policy::none())
             .dns_resolver(Arc::new(AllowingResolver(limits.allow.clone())))
             .pool_idle_timeout(Duration::from_secs(90))
@@ -69,7 +119,14 @@ impl Scraper {
             max_body_bytes: limits.max_body_bytes,
             max_series: limits.max_series.max(1),
             allow: limits.allow.clone(),
+            bearer_token_file: limits.bearer_token_file.clone(),
+            max_targets: limits.max_targets.max(1),
         })
+    }
+
+    /// Most targets one ScaledObject may have.
+    pub fn max_targets(&self) -> usize {
+        self.max_targets
     }
 
     /// The allow-list this client enforces.
@@ -129,24 +186,29 @@ impl Scraper {
             .await
             .map_err(|_| stale(StaleKind::Connect, "scraper shut down"))?;
         // Python clients would rename `vllm:` to `vllm_` in OpenMetrics; ask for 0.0.4 text.
-        let mut resp = self
-            .client
-            .get(url)
-            .header(
-                reqwest::header::ACCEPT,
-                "text/plain;version=0.0.4;q=1,*/*;q=0.1",
-            )
-            .send()
-            .await
-            .map_err(|e| {
-                let chain = error_chain(&e);
-                let kind = if chain.contains("--allow-targets") {
-                    StaleKind::NotAllowed
-                } else {
-                    StaleKind::Connect
-                };
-                stale(kind, chain)
+        let mut req = self.client.get(url).header(
+            reqwest::header::ACCEPT,
+            "text/plain;version=0.0.4;q=1,*/*;q=0.1",
+        );
+        if let Some(path) = &self.bearer_token_file {
+            // A few bytes; re-read each time so a rotated token is picked up.
+            let token = std::fs::read_to_string(path).map_err(|e| {
+                stale(
+                    StaleKind::Connect,
+                    format!("reading bearer token {}: {e}", path.display()),
+                )
             })?;
+            req = req.bearer_auth(token.trim());
+        }
+        let mut resp = req.send().await.map_err(|e| {
+            let chain = error_chain(&e);
+            let kind = if chain.contains("--allow-targets") {
+                StaleKind::NotAllowed
+            } else {
+                StaleKind::Connect
+            };
+            stale(kind, chain)
+        })?;
         let status = resp.status();
         if !status.is_success() {
             return Err(stale(StaleKind::HttpStatus, format!("HTTP {status}")));

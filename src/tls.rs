@@ -21,6 +21,13 @@ use tracing::{debug, info, warn};
 
 use crate::telemetry::Telemetry;
 
+/// Makes ring the process-wide rustls crypto provider (idempotent). The scrape client and the
+/// gRPC server configure ring explicitly; this covers every other HTTPS client in the process
+/// (reqwest without a provider of its own refuses to build otherwise).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A certificate file set could not be turned into a server configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {

@@ -527,7 +527,10 @@ pub fn decide(
             Decision {
                 desired,
                 active,
-                unavailable: now_ms.saturating_sub(since) > cfg.stale_hold_ms,
+                // With no earlier answer (a restart) there is nothing safe to report: a guess
+                // below the running fleet would be a scale-down on missing data, so KEDA gets
+                // an error (the HPA keeps its replicas; fallback engages after its threshold).
+                unavailable: first || now_ms.saturating_sub(since) > cfg.stale_hold_ms,
                 reason: Reason::DataStale,
                 binding: Binding::None,
                 candidates: Candidates::default(),

@@ -20,6 +20,8 @@ use tonic::transport::Channel;
 
 /// A real-metrics capture from `../shared/fixtures/real-metrics/`, read as it is.
 pub fn fixture(name: &str) -> String {
+    // Every test reads a fixture before it builds an HTTP client.
+    keda_llm_scaler::tls::install_crypto_provider();
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/fixtures/real-metrics")
         .join(name);
@@ -239,6 +241,7 @@ impl Scaler {
     }
 
     pub async fn start_with(options: ServeOptions) -> Scaler {
+        keda_llm_scaler::tls::install_crypto_provider();
         let grpc_l = TcpListener::bind("127.0.0.1:0").await.expect("bind grpc");
         let http_l = TcpListener::bind("127.0.0.1:0").await.expect("bind http");
         let (grpc, http) = (grpc_l.local_addr().unwrap(), http_l.local_addr().unwrap());

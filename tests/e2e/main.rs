@@ -3,6 +3,7 @@
 
 mod common;
 mod faults;
+mod fuzz;
 mod grpc_contract;
 mod hardening;
 mod manifests;

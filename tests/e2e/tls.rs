@@ -15,12 +15,12 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 use crate::common::{Scaler, so_ref, temp_dir};
 
-struct Ca {
-    pem: String,
+pub struct Ca {
+    pub pem: String,
     issuer: Issuer<'static, KeyPair>,
 }
 
-fn ca(name: &str) -> Ca {
+pub fn ca(name: &str) -> Ca {
     let mut p = CertificateParams::new(Vec::<String>::new()).expect("ca params");
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     p.distinguished_name.push(rcgen::DnType::CommonName, name);
@@ -33,7 +33,7 @@ fn ca(name: &str) -> Ca {
 }
 
 /// (certificate PEM, key PEM) signed by `ca`.
-fn leaf(ca: &Ca, sans: &[&str], client: bool) -> (String, String) {
+pub fn leaf(ca: &Ca, sans: &[&str], client: bool) -> (String, String) {
     let mut p = CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
         .expect("leaf params");
     p.extended_key_usages = vec![if client {

@@ -1,0 +1,160 @@
+//! Bounded soak on loopback: steady RPC load and worker churn for a few minutes; reports RPC
+//! errors and resident memory over time.
+//!
+//!   cargo bench --bench soak                 # 3 minutes
+//!   SOAK_SECONDS=600 cargo bench --bench soak
+//!
+//! 50 ScaledObjects discover their workers through HTTP service discovery; every 5 s each one's
+//! set of 4 workers rotates through 12 (targets arrive and depart, as pods do), while a client
+//! sends 500 GetMetrics/s plus IsActive and GetMetricSpec.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Path;
+use axum::routing::get;
+use keda_llm_scaler::clock::Stopwatch;
+use keda_llm_scaler::grpc::pb::external_scaler_client::ExternalScalerClient;
+use keda_llm_scaler::grpc::pb::{GetMetricsRequest, ScaledObjectRef};
+use keda_llm_scaler::serve::{self, ServeOptions};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn main() {
+    keda_llm_scaler::tls::install_crypto_provider();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(run());
+}
+
+async fn run() {
+    let secs: f64 = std::env::var("SOAK_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(180.0);
+    let sos = 50usize;
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/fixtures/real-metrics/vllm-0.19.1_v1_llama3.1-8b_a100_kvwarden.txt"
+    );
+    let page = Arc::new(std::fs::read_to_string(path).expect("capture"));
+    let start = Stopwatch::start();
+    let wl = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let waddr = wl.local_addr().expect("addr");
+    let p = page.clone();
+    let app = Router::new()
+        .route(
+            "/w/{id}/metrics",
+            get(move |Path(_id): Path<u32>| {
+                let p = p.clone();
+                async move { (*p).clone() }
+            }),
+        )
+        .route(
+            "/sd/{so}",
+            get(move |Path(so): Path<usize>| async move {
+                // Four of twelve workers, rotating every 5 s.
+                let epoch = (start.elapsed().as_secs() / 5) as usize;
+                let targets: Vec<String> = (0..4)
+                    .map(|k| format!("http://{waddr}/w/{}/metrics", so * 12 + (epoch + k) % 12))
+                    .collect();
+                axum::Json(serde_json::json!([{ "targets": targets }]))
+            }),
+        );
+    tokio::spawn(async move { axum::serve(wl, app).await });
+
+    let grpc_l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let http_l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let grpc = grpc_l.local_addr().expect("addr");
+    let stop = CancellationToken::new();
+    tokio::spawn(serve::run(
+        ServeOptions::default(),
+        grpc_l,
+        http_l,
+        stop.clone(),
+    ));
+    let mut client = loop {
+        if let Ok(c) = ExternalScalerClient::connect(format!("http://{grpc}")).await {
+            break c;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let refs: Vec<ScaledObjectRef> = (0..sos)
+        .map(|s| ScaledObjectRef {
+            name: format!("soak-{s}"),
+            namespace: "soak".into(),
+            scaler_metadata: HashMap::from([
+                ("httpSd".to_string(), format!("http://{waddr}/sd/{s}")),
+                ("scrapeIntervalSeconds".to_string(), "1".to_string()),
+            ]),
+        })
+        .collect();
+    let (ok, errors) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut samples = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(2));
+    let mut next_sample = 0.0;
+    let mut i = 0usize;
+    let watch = Stopwatch::start();
+    while watch.elapsed().as_secs_f64() < secs {
+        tick.tick().await;
+        let r = refs[i % sos].clone();
+        i += 1;
+        let mut c = client.clone();
+        let every_tenth = i.is_multiple_of(10);
+        let (ok, errors) = (ok.clone(), errors.clone());
+        tokio::spawn(async move {
+            let a = c
+                .get_metrics(GetMetricsRequest {
+                    scaled_object_ref: Some(r.clone()),
+                    metric_name: "llm-desired-replicas".into(),
+                })
+                .await
+                .is_ok();
+            let b = if every_tenth {
+                c.is_active(r.clone()).await.is_ok() && c.get_metric_spec(r).await.is_ok()
+            } else {
+                true
+            };
+            if a && b {
+                ok.fetch_add(1, Ordering::Relaxed);
+            } else {
+                errors.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        let t = watch.elapsed().as_secs_f64();
+        if t >= next_sample {
+            next_sample += 10.0;
+            samples.push((t, rss_mib()));
+        }
+    }
+    let _ = client.get_metric_spec(refs[0].clone()).await;
+    stop.cancel();
+    println!(
+        "soak: {secs:.0} s, {sos} ScaledObjects via httpSd with 4-of-12 worker churn every 5 s"
+    );
+    println!(
+        "RPC calls ok {} / failed {}",
+        ok.load(Ordering::Relaxed),
+        errors.load(Ordering::Relaxed)
+    );
+    println!("| t s | RSS MiB |\n|---|---|");
+    for (t, m) in &samples {
+        println!("| {t:.0} | {m:.1} |");
+    }
+}
