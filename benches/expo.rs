@@ -50,6 +50,58 @@ fn bench(c: &mut Criterion) {
         });
         group.finish();
     }
+    // A synthetic 1,000-worker fleet: the vLLM capture rendered by a thousand simulated
+    // engines (the simulator's renderer, every worker in a different state), parsed page by
+    // page as one scrape cycle does.
+    let params = keda_llm_scaler::sim::worker::EngineParams::default();
+    let fleet: Vec<String> = (0..1000u64)
+        .map(|i| {
+            let mut w = keda_llm_scaler::sim::worker::Worker::new();
+            for r in 0..(i % 50) {
+                w.enqueue(r, 0, 512, 128);
+            }
+            let mut out = Vec::new();
+            let mut t = 0;
+            for _ in 0..(i % 7) {
+                if let Some(d) = w.begin_step(&params) {
+                    t += d;
+                    w.end_step(t, &mut out);
+                }
+            }
+            let mut page = String::new();
+            w.render(&params, &mut page);
+            page
+        })
+        .collect();
+    let bytes: usize = fleet.iter().map(String::len).sum();
+    let mut group = c.benchmark_group("parse/synthetic-1000-worker-fleet");
+    group.throughput(Throughput::Bytes(bytes as u64));
+    group.sample_size(10);
+    group.bench_function("extract (scaler path)", |b| {
+        b.iter(|| {
+            fleet
+                .iter()
+                .map(|p| {
+                    extract(std::hint::black_box(p), Engine::Vllm, None)
+                        .stats
+                        .lines
+                })
+                .sum::<usize>()
+        })
+    });
+    group.bench_function("prometheus-parse", |b| {
+        b.iter(|| {
+            fleet
+                .iter()
+                .map(|p| {
+                    prometheus_parse::Scrape::parse(p.lines().map(|l| Ok(l.to_string())))
+                        .map(|s| s.samples.len())
+                        .unwrap_or(0)
+                })
+                .sum::<usize>()
+        })
+    });
+    group.finish();
 }
 
 criterion_group! {

@@ -119,13 +119,21 @@ async fn run() {
         let every_tenth = i.is_multiple_of(10);
         let (ok, errors) = (ok.clone(), errors.clone());
         tokio::spawn(async move {
-            let a = c
+            let a = match c
                 .get_metrics(GetMetricsRequest {
                     scaled_object_ref: Some(r.clone()),
                     metric_name: "llm-desired-replicas".into(),
                 })
                 .await
-                .is_ok();
+            {
+                Ok(_) => true,
+                Err(e) => {
+                    if errors.load(Ordering::Relaxed) < 3 {
+                        eprintln!("GetMetrics {}: {e}", r.name);
+                    }
+                    false
+                }
+            };
             let b = if every_tenth {
                 c.is_active(r.clone()).await.is_ok() && c.get_metric_spec(r).await.is_ok()
             } else {
@@ -143,6 +151,8 @@ async fn run() {
             samples.push((t, rss_mib()));
         }
     }
+    // Let the calls still in flight finish before the server stops.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let _ = client.get_metric_spec(refs[0].clone()).await;
     stop.cancel();
     println!(

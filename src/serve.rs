@@ -19,8 +19,8 @@ use crate::scrape::{ScrapeLimits, Scraper};
 use crate::telemetry::Telemetry;
 use crate::tls::{TlsFiles, TlsState};
 
-/// Everything `serve` needs besides its listeners.
-#[derive(Debug, Clone, Default)]
+/// Everything `serve` needs besides its listeners. Defaults are the `serve` command's.
+#[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// Controller registry settings.
     pub registry: RegistrySettings,
@@ -30,6 +30,19 @@ pub struct ServeOptions {
     pub first_decision_wait: Duration,
     /// Serve gRPC over TLS with these certificates (plain-text when `None`).
     pub tls: Option<TlsOptions>,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            registry: RegistrySettings::default(),
+            scrape: ScrapeLimits::default(),
+            // A new ScaledObject's first RPC waits this long for its first decision rather
+            // than failing (KEDA counts a failure toward its fallback).
+            first_decision_wait: Duration::from_millis(1500),
+            tls: None,
+        }
+    }
 }
 
 /// gRPC transport security.
