@@ -253,7 +253,12 @@ fn fmt_time(s: f64) -> String {
             ((s % 3600.0) / 60.0) as u64
         )
     } else if s >= 60.0 {
-        format!("{}m", (s / 60.0).round() as u64)
+        let (m, sec) = ((s / 60.0) as u64, (s % 60.0).round() as u64);
+        if sec == 0 {
+            format!("{m}m")
+        } else {
+            format!("{m}m{sec:02}s")
+        }
     } else {
         format!("{s:.0}s")
     }
