@@ -16,35 +16,50 @@ use load::{Lengths, Request};
 use rng::Rng;
 use run::{OraclePlan, Policy, RunResult, Scenario, SimParams};
 
+/// What happened to each request when one replica served `duration_s` of Poisson arrivals at
+/// `rate` (`stream` picks the random stream, so each use keeps its own arrivals).
+fn one_replica(
+    params: &SimParams,
+    lengths: &Lengths,
+    rate: f64,
+    duration_s: f64,
+    seed: u64,
+    stream: u64,
+) -> Vec<score::Served> {
+    let mut rng = Rng::new(seed).fork(stream);
+    let scenario = Scenario {
+        name: "one replica".into(),
+        requests: load::synthetic(
+            &load::Shape::Poisson { rate },
+            duration_s,
+            lengths,
+            &mut rng,
+        ),
+        duration_s,
+        outages: Vec::new(),
+        onsets: Vec::new(),
+    };
+    let one = SimParams {
+        min_replicas: 1,
+        max_replicas: 1,
+        nodes: None,
+        ..params.clone()
+    };
+    let plan = OraclePlan {
+        capacity_rps: rate,
+        per_minute: vec![1; (duration_s / 60.0).ceil() as usize + 1],
+        peak_10s: 1,
+    };
+    run::run(Policy::StaticPeak, &scenario, &one, &plan, seed).served
+}
+
 /// Highest Poisson arrival rate one replica sustains with its true p95 TTFT within `slo_s`
 /// for this length mix, found by bisection on short single-replica runs.
 pub fn calibrate_capacity(params: &SimParams, lengths: &Lengths, seed: u64) -> f64 {
     let duration = 240.0;
     let warmup_us = 60_000_000;
     let ok = |rate: f64| {
-        let mut rng = Rng::new(seed).fork(0xca1);
-        let requests = load::synthetic(&load::Shape::Poisson { rate }, duration, lengths, &mut rng);
-        let scenario = Scenario {
-            name: "calibration".into(),
-            requests,
-            duration_s: duration,
-            outages: Vec::new(),
-            onsets: Vec::new(),
-        };
-        let one = SimParams {
-            min_replicas: 1,
-            max_replicas: 1,
-            nodes: None,
-            ..params.clone()
-        };
-        let plan = OraclePlan {
-            capacity_rps: rate,
-            per_minute: vec![1; 5],
-            peak_10s: 1,
-        };
-        let r = run::run(Policy::StaticPeak, &scenario, &one, &plan, seed);
-        let late: Vec<score::Served> = r
-            .served
+        let late: Vec<score::Served> = one_replica(params, lengths, rate, duration, seed, 0xca1)
             .into_iter()
             .filter(|q| q.arrival_us >= warmup_us)
             .collect();
@@ -98,35 +113,10 @@ pub fn load_curve(
     rates
         .iter()
         .map(|&rate| {
-            let mut rng = Rng::new(seed).fork(0xc0);
-            let requests = load::synthetic(
-                &load::Shape::Poisson { rate },
-                duration_s,
-                lengths,
-                &mut rng,
-            );
-            let scenario = Scenario {
-                name: "curve".into(),
-                requests,
-                duration_s,
-                outages: Vec::new(),
-                onsets: Vec::new(),
-            };
-            let one = SimParams {
-                min_replicas: 1,
-                max_replicas: 1,
-                nodes: None,
-                ..params.clone()
-            };
-            let plan = OraclePlan {
-                capacity_rps: rate,
-                per_minute: vec![1; (duration_s / 60.0).ceil() as usize + 1],
-                peak_10s: 1,
-            };
-            let r = run::run(Policy::StaticPeak, &scenario, &one, &plan, seed);
+            let served = one_replica(params, lengths, rate, duration_s, seed, 0xc0);
             let warm = (duration_s * 0.2 * 1e6) as u64;
             let late: Vec<&score::Served> =
-                r.served.iter().filter(|q| q.arrival_us >= warm).collect();
+                served.iter().filter(|q| q.arrival_us >= warm).collect();
             let mut ttft: Vec<f64> = late
                 .iter()
                 .map(|q| q.ttft_us.map_or(f64::INFINITY, |t| t as f64 / 1e6))

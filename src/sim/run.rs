@@ -677,7 +677,7 @@ impl Sim<'_> {
 
     fn hpa_sync(&mut self) {
         let now_ms = self.now / 1000;
-        let s = self.alive().filter(|(_, p)| p.phase != Phase::Gone).count() as u32;
+        let s = self.alive().count() as u32;
         let ready = self.ready_count();
         let value = match self.policy {
             Policy::KedaLlmScaler => {

@@ -73,18 +73,30 @@ fn p95(h: &Hdr<u64>) -> f64 {
     h.value_at_quantile(0.95) as f64 / 1e6
 }
 
-/// Per-window (by arrival) true p95 TTFT in seconds, for windows of `width_s` starting at 0.
-pub fn window_p95(served: &[Served], width_s: f64, duration_s: f64) -> Vec<Option<f64>> {
+/// A request's TTFT as recorded: lost requests count as one hour.
+fn recorded_us(r: &Served) -> u64 {
+    r.ttft_us.unwrap_or(LOST_US).clamp(1, 2 * LOST_US)
+}
+
+/// Exact TTFTs grouped into consecutive windows of `width_s` by arrival, from 0.
+fn windows(served: &[Served], width_s: f64, duration_s: f64) -> Vec<Hdr<u64>> {
     let n = (duration_s / width_s).ceil().max(1.0) as usize;
-    let mut hs: Vec<Option<Hdr<u64>>> = (0..n).map(|_| None).collect();
+    let mut hs: Vec<Hdr<u64>> = (0..n).map(|_| hdr()).collect();
     for r in served {
         let i = ((r.arrival_us as f64 / 1e6) / width_s) as usize;
-        if let Some(slot) = hs.get_mut(i) {
-            let h = slot.get_or_insert_with(hdr);
-            let _ = h.record(r.ttft_us.unwrap_or(LOST_US).clamp(1, 2 * LOST_US));
+        if let Some(h) = hs.get_mut(i) {
+            let _ = h.record(recorded_us(r));
         }
     }
-    hs.iter().map(|h| h.as_ref().map(p95)).collect()
+    hs
+}
+
+/// Per-window (by arrival) true p95 TTFT in seconds, for windows of `width_s` starting at 0.
+pub fn window_p95(served: &[Served], width_s: f64, duration_s: f64) -> Vec<Option<f64>> {
+    windows(served, width_s, duration_s)
+        .iter()
+        .map(|h| (!h.is_empty()).then(|| p95(h)))
+        .collect()
 }
 
 /// Recovery time. With known burst onsets: for each onset, the time until the rolling 30 s
@@ -92,14 +104,8 @@ pub fn window_p95(served: &[Served], width_s: f64, duration_s: f64) -> Vec<Optio
 /// the longest stretch of consecutive 10 s steps whose rolling p95 breaks the SLO.
 pub fn recover_seconds(served: &[Served], slo_s: f64, duration_s: f64, onsets_s: &[f64]) -> f64 {
     let step = 10.0;
-    let n = (duration_s / step).ceil().max(1.0) as usize;
-    let mut hs: Vec<Hdr<u64>> = (0..n).map(|_| hdr()).collect();
-    for r in served {
-        let i = ((r.arrival_us as f64 / 1e6) / step) as usize;
-        if let Some(h) = hs.get_mut(i) {
-            let _ = h.record(r.ttft_us.unwrap_or(LOST_US).clamp(1, 2 * LOST_US));
-        }
-    }
+    let hs = windows(served, step, duration_s);
+    let n = hs.len();
     // A step breaches when the p95 of the 30 s ending with it (exact samples merged) does.
     let breach: Vec<bool> = (0..n)
         .map(|i| {
@@ -189,7 +195,7 @@ pub fn score(policy: &str, f: RunFacts<'_>) -> Scores {
         });
     let mut all = hdr();
     for r in f.served {
-        let _ = all.record(r.ttft_us.unwrap_or(LOST_US).clamp(1, 2 * LOST_US));
+        let _ = all.record(recorded_us(r));
     }
     let hours = f.duration_s / 3600.0;
     let gpu_hours = f.gpu_seconds / 3600.0;
