@@ -58,19 +58,19 @@ pub struct ServeArgs {
     #[arg(long = "default", env = "KLS_DEFAULTS", value_delimiter = ',')]
     pub defaults: Vec<String>,
     /// Drop a ScaledObject's controller after this many seconds without RPCs.
-    #[arg(long, env = "KLS_CONTROLLER_IDLE_SECONDS", default_value_t = 600.0)]
+    #[arg(long, env = "KLS_CONTROLLER_IDLE_SECONDS", default_value_t = crate::controller::DEFAULT_IDLE.as_secs_f64())]
     pub controller_idle_seconds: f64,
     /// Most ScaledObject controllers at once.
-    #[arg(long, env = "KLS_MAX_CONTROLLERS", default_value_t = 1000)]
+    #[arg(long, env = "KLS_MAX_CONTROLLERS", default_value_t = crate::controller::DEFAULT_MAX_CONTROLLERS)]
     pub max_controllers: usize,
     /// Concurrent scrapes across all controllers.
-    #[arg(long, env = "KLS_SCRAPE_CONCURRENCY", default_value_t = 64)]
+    #[arg(long, env = "KLS_SCRAPE_CONCURRENCY", default_value_t = crate::scrape::DEFAULT_CONCURRENCY)]
     pub scrape_concurrency: usize,
     /// Largest accepted metrics body, bytes (after decompression).
-    #[arg(long, env = "KLS_MAX_BODY_BYTES", default_value_t = 8 << 20)]
+    #[arg(long, env = "KLS_MAX_BODY_BYTES", default_value_t = crate::scrape::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
     /// How long the first GetMetrics/IsActive of a new ScaledObject waits for its first decision, ms.
-    #[arg(long, env = "KLS_FIRST_DECISION_WAIT_MS", default_value_t = 1500)]
+    #[arg(long, env = "KLS_FIRST_DECISION_WAIT_MS", default_value_t = crate::serve::DEFAULT_FIRST_DECISION_WAIT.as_millis() as u64)]
     pub first_decision_wait_ms: u64,
     /// PEM certificate chain: serve gRPC over TLS (ALPN h2). Plain-text without it.
     #[arg(long, env = "KLS_TLS_CERT", requires = "tls_key")]
@@ -86,7 +86,7 @@ pub struct ServeArgs {
     #[arg(long, env = "KLS_ALLOW_TARGETS", default_value = "")]
     pub allow_targets: String,
     /// Most worker targets one ScaledObject may have (static list, or one discovery answer).
-    #[arg(long, env = "KLS_MAX_TARGETS_PER_SCALEDOBJECT", default_value_t = 2000)]
+    #[arg(long, env = "KLS_MAX_TARGETS_PER_SCALEDOBJECT", default_value_t = crate::scrape::DEFAULT_MAX_TARGETS)]
     pub max_targets_per_scaledobject: usize,
     /// PEM CA bundle trusted for `https://` scrape targets.
     #[arg(long, env = "KLS_SCRAPE_CA")]
@@ -95,7 +95,7 @@ pub struct ServeArgs {
     #[arg(long, env = "KLS_SCRAPE_BEARER_TOKEN_FILE")]
     pub scrape_bearer_token_file: Option<PathBuf>,
     /// Most lines a metrics page may have before the target is marked stale.
-    #[arg(long, env = "KLS_MAX_SERIES_PER_SCRAPE", default_value_t = 50_000)]
+    #[arg(long, env = "KLS_MAX_SERIES_PER_SCRAPE", default_value_t = crate::scrape::DEFAULT_MAX_SERIES)]
     pub max_series_per_scrape: usize,
     /// How often the TLS files are re-read, seconds (rotated Secrets apply without a restart).
     #[arg(long, env = "KLS_TLS_RELOAD_SECONDS", default_value_t = 10.0)]

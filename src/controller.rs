@@ -135,12 +135,17 @@ pub struct RegistrySettings {
     pub max_controllers: usize,
 }
 
+/// Default time a controller lives without RPCs (`--controller-idle-seconds`).
+pub const DEFAULT_IDLE: Duration = Duration::from_secs(600);
+/// Default most controllers (`--max-controllers`).
+pub const DEFAULT_MAX_CONTROLLERS: usize = 1000;
+
 impl Default for RegistrySettings {
     fn default() -> Self {
         RegistrySettings {
             defaults: BTreeMap::new(),
-            idle: Duration::from_secs(600),
-            max_controllers: 1000,
+            idle: DEFAULT_IDLE,
+            max_controllers: DEFAULT_MAX_CONTROLLERS,
         }
     }
 }

@@ -376,10 +376,7 @@ pub async fn run(args: &DemoArgs, shutdown: CancellationToken) -> anyhow::Result
     let (http_l, http_addr) = local_listener().await?;
     let scaler_stop = shutdown.child_token();
     let scaler = tokio::spawn(serve::run(
-        ServeOptions {
-            first_decision_wait: Duration::from_millis(1500),
-            ..ServeOptions::default()
-        },
+        ServeOptions::default(),
         grpc_l,
         http_l,
         scaler_stop.clone(),

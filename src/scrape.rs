@@ -33,14 +33,23 @@ pub struct ScrapeLimits {
     pub bearer_token_file: Option<std::path::PathBuf>,
 }
 
+/// Default largest body, bytes (`--max-body-bytes`).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 8 << 20;
+/// Default concurrent scrapes (`--scrape-concurrency`).
+pub const DEFAULT_CONCURRENCY: usize = 64;
+/// Default most lines per page (`--max-series-per-scrape`).
+pub const DEFAULT_MAX_SERIES: usize = 50_000;
+/// Default most targets per ScaledObject (`--max-targets-per-scaledobject`).
+pub const DEFAULT_MAX_TARGETS: usize = 2_000;
+
 impl Default for ScrapeLimits {
     fn default() -> Self {
         ScrapeLimits {
-            max_body_bytes: 8 << 20,
-            concurrency: 64,
-            max_series: 50_000,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            concurrency: DEFAULT_CONCURRENCY,
+            max_series: DEFAULT_MAX_SERIES,
             allow: Arc::new(AllowList::default()),
-            max_targets: 2_000,
+            max_targets: DEFAULT_MAX_TARGETS,
             ca_pem: None,
             bearer_token_file: None,
         }

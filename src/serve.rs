@@ -32,14 +32,16 @@ pub struct ServeOptions {
     pub tls: Option<TlsOptions>,
 }
 
+/// How long a new ScaledObject's first RPC waits for its first decision rather than failing
+/// (KEDA counts a failure toward its fallback) (`--first-decision-wait-ms`).
+pub const DEFAULT_FIRST_DECISION_WAIT: Duration = Duration::from_millis(1500);
+
 impl Default for ServeOptions {
     fn default() -> Self {
         ServeOptions {
             registry: RegistrySettings::default(),
             scrape: ScrapeLimits::default(),
-            // A new ScaledObject's first RPC waits this long for its first decision rather
-            // than failing (KEDA counts a failure toward its fallback).
-            first_decision_wait: Duration::from_millis(1500),
+            first_decision_wait: DEFAULT_FIRST_DECISION_WAIT,
             tls: None,
         }
     }

@@ -233,11 +233,7 @@ pub struct Scaler {
 
 impl Scaler {
     pub async fn start() -> Scaler {
-        Self::start_with(ServeOptions {
-            first_decision_wait: Duration::from_millis(1500),
-            ..ServeOptions::default()
-        })
-        .await
+        Self::start_with(ServeOptions::default()).await
     }
 
     pub async fn start_with(options: ServeOptions) -> Scaler {

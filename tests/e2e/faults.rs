@@ -238,8 +238,7 @@ async fn oversized_bodies_are_refused_and_idle_controllers_dropped() {
             concurrency: 4,
             ..ScrapeLimits::default()
         },
-        first_decision_wait: Duration::from_millis(1500),
-        tls: None,
+        ..ServeOptions::default()
     })
     .await;
     let mut client = scaler.client().await;

@@ -2,7 +2,6 @@
 //! refusal, and the metadata-size and series-per-page limits, all visible to the author.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use keda_llm_scaler::allow::AllowList;
 use keda_llm_scaler::scrape::ScrapeLimits;
@@ -11,17 +10,19 @@ use tonic::Code;
 
 use crate::common::*;
 
-async fn scaler_with(allow: &str, max_series: usize) -> Scaler {
+async fn scaler_with(scrape: ScrapeLimits) -> Scaler {
     Scaler::start_with(ServeOptions {
-        first_decision_wait: Duration::from_millis(1500),
-        scrape: ScrapeLimits {
-            allow: Arc::new(AllowList::parse(allow).expect("allow-list")),
-            max_series,
-            ..ScrapeLimits::default()
-        },
+        scrape,
         ..ServeOptions::default()
     })
     .await
+}
+
+fn allowing(list: &str) -> ScrapeLimits {
+    ScrapeLimits {
+        allow: Arc::new(AllowList::parse(list).expect("allow-list")),
+        ..ScrapeLimits::default()
+    }
 }
 
 fn stale_kinds(e: &serde_json::Value) -> Vec<String> {
@@ -44,7 +45,7 @@ async fn targets_outside_the_allow_list_are_refused_where_the_author_sees_it() {
     let port = worker.addr.port();
 
     // An IP literal outside the networks: INVALID_ARGUMENT naming the key, on every RPC.
-    let scaler = scaler_with("10.0.0.0/8,.svc.cluster.local", 50_000).await;
+    let scaler = scaler_with(allowing("10.0.0.0/8,.svc.cluster.local")).await;
     let mut client = scaler.client().await;
     let err = client
         .get_metric_spec(so_ref("lit", &[("targets", &worker.target())]))
@@ -104,7 +105,7 @@ async fn targets_outside_the_allow_list_are_refused_where_the_author_sees_it() {
     scaler.shutdown.cancel();
 
     // Inside the allow-list, the same worker is scraped.
-    let scaler = scaler_with("127.0.0.0/8", 50_000).await;
+    let scaler = scaler_with(allowing("127.0.0.0/8")).await;
     let mut client = scaler.client().await;
     let r = so_ref(
         "ok",
@@ -125,7 +126,7 @@ async fn targets_outside_the_allow_list_are_refused_where_the_author_sees_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn link_local_metadata_endpoints_are_refused_even_without_an_allow_list() {
-    let scaler = scaler_with("", 50_000).await;
+    let scaler = scaler_with(ScrapeLimits::default()).await;
     let mut client = scaler.client().await;
     let err = client
         .get_metric_spec(so_ref(
@@ -151,7 +152,7 @@ async fn oversized_metadata_and_label_explosions_are_bounded() {
     }
     let good = Worker::start(Mode::Page(page)).await;
     let bomb = Worker::start(Mode::Page(exploded)).await;
-    let scaler = scaler_with("", 50_000).await;
+    let scaler = scaler_with(ScrapeLimits::default()).await;
     let mut client = scaler.client().await;
 
     let huge = "x".repeat(70 << 10);
@@ -264,14 +265,10 @@ async fn https_targets_with_a_ca_and_a_rotating_bearer_token() {
     let dir = temp_dir("https-scrape");
     let token = dir.join("token");
     std::fs::write(&token, "s3cret\n").expect("token");
-    let scaler = Scaler::start_with(ServeOptions {
-        first_decision_wait: Duration::from_millis(1500),
-        scrape: ScrapeLimits {
-            ca_pem: Some(ca.pem.clone().into_bytes()),
-            bearer_token_file: Some(token.clone()),
-            ..ScrapeLimits::default()
-        },
-        ..ServeOptions::default()
+    let scaler = scaler_with(ScrapeLimits {
+        ca_pem: Some(ca.pem.clone().into_bytes()),
+        bearer_token_file: Some(token.clone()),
+        ..ScrapeLimits::default()
     })
     .await;
     let mut client = scaler.client().await;
@@ -296,7 +293,7 @@ async fn https_targets_with_a_ca_and_a_rotating_bearer_token() {
     scaler.shutdown.cancel();
 
     // Without the CA the certificate is not trusted.
-    let untrusting = scaler_with("", 50_000).await;
+    let untrusting = scaler_with(ScrapeLimits::default()).await;
     let mut client = untrusting.client().await;
     client.get_metric_spec(r.clone()).await.expect("valid");
     let e = untrusting
@@ -339,13 +336,9 @@ async fn empty_or_oversized_discovery_and_redirects_hold_the_answer() {
     let sd_addr = sd_l.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(sd_l, sd).await });
 
-    let scaler = Scaler::start_with(ServeOptions {
-        first_decision_wait: Duration::from_millis(1500),
-        scrape: ScrapeLimits {
-            max_targets: 3,
-            ..ScrapeLimits::default()
-        },
-        ..ServeOptions::default()
+    let scaler = scaler_with(ScrapeLimits {
+        max_targets: 3,
+        ..ScrapeLimits::default()
     })
     .await;
     let mut client = scaler.client().await;
