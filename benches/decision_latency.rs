@@ -5,6 +5,8 @@
 //!
 //! Prints a Markdown table (BENCHMARKS.md).
 
+mod support;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,16 +17,11 @@ use axum::routing::get;
 use keda_llm_scaler::clock::Stopwatch;
 use keda_llm_scaler::grpc::pb::external_scaler_client::ExternalScalerClient;
 use keda_llm_scaler::grpc::pb::{GetMetricsRequest, ScaledObjectRef};
-use keda_llm_scaler::serve::{self, ServeOptions};
+use keda_llm_scaler::serve::ServeOptions;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 fn pages() -> (String, String) {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/real-metrics/vllm-0.19.1_v1_llama3.1-8b_a100_kvwarden.txt"
-    );
-    let idle = std::fs::read_to_string(path).expect("the vLLM capture in ../shared");
+    let idle = support::vllm_capture();
     let hot = idle
         .lines()
         .map(|l| {
@@ -42,13 +39,7 @@ fn pages() -> (String, String) {
 }
 
 fn main() {
-    keda_llm_scaler::tls::install_crypto_provider();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(run());
+    support::block_on(run());
 }
 
 async fn run() {
@@ -73,22 +64,8 @@ async fn run() {
         "| scrapeIntervalSeconds | runs | mean s | max s | mean / interval |\n|---|---|---|---|---|"
     );
     for interval in [0.25, 0.5, 1.0, 2.0, 5.0] {
-        let grpc_l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let http_l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let grpc = grpc_l.local_addr().expect("addr");
-        let stop = CancellationToken::new();
-        tokio::spawn(serve::run(
-            ServeOptions::default(),
-            grpc_l,
-            http_l,
-            stop.clone(),
-        ));
-        let mut client = loop {
-            if let Ok(c) = ExternalScalerClient::connect(format!("http://{grpc}")).await {
-                break c;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let (grpc, stop) = support::start_scaler(ServeOptions::default()).await;
+        let mut client = ExternalScalerClient::new(support::connect(grpc).await);
         let mut lat = Vec::new();
         for run in 0..5 {
             // Distinct targets per run (a query string) so each run is a fresh controller.

@@ -10,6 +10,8 @@
 //! Prints a Markdown table (BENCHMARKS.md). Needs `prometheus` on PATH for the PromQL column
 //! (scripts/setup-test-deps.sh installs it); without it that column is skipped.
 
+mod support;
+
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -22,10 +24,8 @@ use hdrhistogram::Histogram;
 use keda_llm_scaler::clock::Stopwatch;
 use keda_llm_scaler::grpc::pb::external_scaler_client::ExternalScalerClient;
 use keda_llm_scaler::grpc::pb::{GetMetricsRequest, ScaledObjectRef};
-use keda_llm_scaler::serve::{self, ServeOptions};
+use keda_llm_scaler::serve::ServeOptions;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -51,24 +51,6 @@ fn cpu_seconds() -> f64 {
     };
     // utime and stime are fields 14 and 15 (1-based), i.e. 11 and 12 after the ")".
     (ticks(11) + ticks(12)) / 100.0
-}
-
-fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-fn page() -> String {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/real-metrics/vllm-0.19.1_v1_llama3.1-8b_a100_kvwarden.txt"
-    );
-    std::fs::read_to_string(path).expect("the vLLM capture in ../shared")
 }
 
 struct Stats(Histogram<u64>, u64);
@@ -119,13 +101,7 @@ where
 }
 
 fn main() {
-    keda_llm_scaler::tls::install_crypto_provider();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(run());
+    support::block_on(run());
 }
 
 async fn run() {
@@ -136,7 +112,7 @@ async fn run() {
     let interval = std::env::var("FLEET_SCRAPE_INTERVAL").unwrap_or_else(|_| "5".into());
 
     // One HTTP server, one path per worker.
-    let body = Arc::new(page());
+    let body = Arc::new(support::vllm_capture());
     let pages = body.clone();
     let app = Router::new().route(
         "/w/{id}/metrics",
@@ -156,33 +132,13 @@ async fn run() {
     let waddr = wl.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(wl, app).await });
 
-    let grpc_l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let http_l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let (grpc, http) = (
-        grpc_l.local_addr().expect("a"),
-        http_l.local_addr().expect("a"),
-    );
-    let stop = CancellationToken::new();
-    let rss_before = rss_mib();
-    tokio::spawn(serve::run(
-        ServeOptions {
-            first_decision_wait: Duration::from_secs(5),
-            ..ServeOptions::default()
-        },
-        grpc_l,
-        http_l,
-        stop.clone(),
-    ));
-    let channel = loop {
-        if let Ok(c) = Channel::from_shared(format!("http://{grpc}"))
-            .expect("uri")
-            .connect()
-            .await
-        {
-            break c;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let rss_before = support::rss_mib();
+    let (grpc, stop) = support::start_scaler(ServeOptions {
+        first_decision_wait: Duration::from_secs(5),
+        ..ServeOptions::default()
+    })
+    .await;
+    let channel = support::connect(grpc).await;
     // Workers are split evenly across ScaledObjects (each worker belongs to one).
     let refs: Arc<Vec<ScaledObjectRef>> = Arc::new(
         (0..sos)
@@ -229,7 +185,7 @@ async fn run() {
     let cpu0 = cpu_seconds();
     tokio::time::sleep(Duration::from_secs_f64(idle_window)).await;
     let cpu_per_cycle = (cpu_seconds() - cpu0) / (idle_window / cycle_s);
-    let rss = rss_mib();
+    let rss = support::rss_mib();
 
     let mut rows = Vec::new();
     let refs2 = refs.clone();
@@ -330,7 +286,6 @@ async fn run() {
             / (gm.0.value_at_quantile(0.5) as f64 / 1000.0);
         println!("\nPromQL p50 / GetMetrics p50: {ratio:.0}x");
     }
-    let _ = http;
     stop.cancel();
 }
 

@@ -8,6 +8,8 @@
 //! set of 4 workers rotates through 12 (targets arrive and depart, as pods do), while a client
 //! sends 500 GetMetrics/s plus IsActive and GetMetricSpec.
 
+mod support;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,28 +21,11 @@ use axum::routing::get;
 use keda_llm_scaler::clock::Stopwatch;
 use keda_llm_scaler::grpc::pb::external_scaler_client::ExternalScalerClient;
 use keda_llm_scaler::grpc::pb::{GetMetricsRequest, ScaledObjectRef};
-use keda_llm_scaler::serve::{self, ServeOptions};
+use keda_llm_scaler::serve::ServeOptions;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
 
 fn main() {
-    keda_llm_scaler::tls::install_crypto_provider();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(run());
+    support::block_on(run());
 }
 
 async fn run() {
@@ -49,11 +34,7 @@ async fn run() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(180.0);
     let sos = 50usize;
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/real-metrics/vllm-0.19.1_v1_llama3.1-8b_a100_kvwarden.txt"
-    );
-    let page = Arc::new(std::fs::read_to_string(path).expect("capture"));
+    let page = Arc::new(support::vllm_capture());
     let start = Stopwatch::start();
     let wl = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let waddr = wl.local_addr().expect("addr");
@@ -79,22 +60,8 @@ async fn run() {
         );
     tokio::spawn(async move { axum::serve(wl, app).await });
 
-    let grpc_l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let http_l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let grpc = grpc_l.local_addr().expect("addr");
-    let stop = CancellationToken::new();
-    tokio::spawn(serve::run(
-        ServeOptions::default(),
-        grpc_l,
-        http_l,
-        stop.clone(),
-    ));
-    let mut client = loop {
-        if let Ok(c) = ExternalScalerClient::connect(format!("http://{grpc}")).await {
-            break c;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let (grpc, stop) = support::start_scaler(ServeOptions::default()).await;
+    let mut client = ExternalScalerClient::new(support::connect(grpc).await);
     let refs: Vec<ScaledObjectRef> = (0..sos)
         .map(|s| ScaledObjectRef {
             name: format!("soak-{s}"),
@@ -148,7 +115,7 @@ async fn run() {
         let t = watch.elapsed().as_secs_f64();
         if t >= next_sample {
             next_sample += 10.0;
-            samples.push((t, rss_mib()));
+            samples.push((t, support::rss_mib()));
         }
     }
     // Let the calls still in flight finish before the server stops.

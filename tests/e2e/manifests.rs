@@ -256,27 +256,22 @@ fn metadata_map(trigger: &Value) -> BTreeMap<String, String> {
 }
 
 /// The `serve` flags a container's args and `KLS_*` environment add up to, parsed by the real CLI.
+/// Environment variable -> long flag, for the arguments of one clap command.
+fn env_flags(cmd: &clap::Command) -> BTreeMap<String, String> {
+    cmd.get_arguments()
+        .filter_map(|a| {
+            Some((
+                a.get_env()?.to_str()?.to_string(),
+                a.get_long()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
 fn serve_command_line(container: &Value) -> Vec<String> {
-    let mut cmd = Cli::command();
-    let serve = cmd.find_subcommand_mut("serve").expect("serve subcommand");
-    let by_env: BTreeMap<String, String> = serve
-        .get_arguments()
-        .filter_map(|a| {
-            Some((
-                a.get_env()?.to_str()?.to_string(),
-                a.get_long()?.to_string(),
-            ))
-        })
-        .collect();
-    let global_env: BTreeMap<String, String> = Cli::command()
-        .get_arguments()
-        .filter_map(|a| {
-            Some((
-                a.get_env()?.to_str()?.to_string(),
-                a.get_long()?.to_string(),
-            ))
-        })
-        .collect();
+    let cli = Cli::command();
+    let serve = cli.find_subcommand("serve").expect("serve subcommand");
+    let (by_env, global_env) = (env_flags(serve), env_flags(&cli));
     let mut line = vec!["keda-llm-scaler".to_string()];
     for a in container["args"].as_array().into_iter().flatten() {
         line.push(a.as_str().expect("string arg").to_string());
