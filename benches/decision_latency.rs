@@ -103,10 +103,12 @@ async fn run() {
                     .unwrap_or(-1)
                 }
             };
-            // Settle on the idle answer for two cycles, then step the load at phases spread over a cycle.
+            // Settle on the idle answer for two cycles, then step the load at the middles of five
+            // equal slices of a cycle: a phase of exactly 0 lands on a tick, where a millisecond
+            // of jitter flips the wait between nothing and a whole interval.
             let _ = ask(&mut client).await;
             tokio::time::sleep(Duration::from_secs_f64(
-                interval * (2.0 + f64::from(run) / 5.0),
+                interval * (2.0 + (f64::from(run) + 0.5) / 5.0),
             ))
             .await;
             let before = ask(&mut client).await;
