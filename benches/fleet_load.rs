@@ -135,6 +135,15 @@ async fn run() {
     let rss_before = support::rss_mib();
     let (grpc, stop) = support::start_scaler(ServeOptions {
         first_decision_wait: Duration::from_secs(5),
+        // Every ScaledObject of the load lives in one namespace.
+        registry: keda_llm_scaler::controller::RegistrySettings {
+            max_controllers_per_namespace: keda_llm_scaler::controller::DEFAULT_MAX_CONTROLLERS,
+            ..Default::default()
+        },
+        scrape: keda_llm_scaler::scrape::ScrapeLimits {
+            concurrency_per_namespace: keda_llm_scaler::scrape::DEFAULT_CONCURRENCY,
+            ..Default::default()
+        },
         ..ServeOptions::default()
     })
     .await;

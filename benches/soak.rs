@@ -60,7 +60,15 @@ async fn run() {
         );
     tokio::spawn(async move { axum::serve(wl, app).await });
 
-    let (grpc, stop) = support::start_scaler(ServeOptions::default()).await;
+    let (grpc, stop) = support::start_scaler(ServeOptions {
+        // Every ScaledObject of the soak lives in one namespace.
+        scrape: keda_llm_scaler::scrape::ScrapeLimits {
+            concurrency_per_namespace: keda_llm_scaler::scrape::DEFAULT_CONCURRENCY,
+            ..Default::default()
+        },
+        ..ServeOptions::default()
+    })
+    .await;
     let mut client = ExternalScalerClient::new(support::connect(grpc).await);
     let refs: Vec<ScaledObjectRef> = (0..sos)
         .map(|s| ScaledObjectRef {

@@ -24,16 +24,67 @@ pub struct AdminState {
     pub telemetry: Telemetry,
     /// Set once both servers are listening; cleared on shutdown.
     pub ready: Arc<AtomicBool>,
+    /// File holding the bearer token `/debug/` requires; `None` leaves it open.
+    pub token_file: Option<Arc<std::path::PathBuf>>,
 }
 
-/// The router.
+/// The router. Probes and `/metrics` are open (kubelet and Prometheus need them); `/debug/`
+/// needs the bearer token when one is configured.
 pub fn router(state: AdminState) -> Router {
+    let debug = Router::new()
+        .route("/debug/scaledobjects", get(scaledobjects))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_token,
+        ));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/debug/scaledobjects", get(scaledobjects))
+        .merge(debug)
         .with_state(state)
+}
+
+/// Byte comparison whose time does not depend on where the first difference is.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn require_token(
+    State(s): State<AdminState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(path) = &s.token_file else {
+        return next.run(request).await;
+    };
+    // Re-read on each request (a few bytes), so a rotated Secret applies without a restart.
+    let expected = match std::fs::read_to_string(path.as_path()) {
+        Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
+        _ => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "debug API token file is unreadable or empty\n",
+            )
+                .into_response();
+        }
+    };
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    if presented.is_some_and(|p| same_secret(p.as_bytes(), expected.as_bytes())) {
+        next.run(request).await
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "a bearer token is required for /debug/\n",
+        )
+            .into_response()
+    }
 }
 
 async fn readyz(State(s): State<AdminState>) -> Response {
@@ -124,9 +175,20 @@ async fn scaledobjects(State(s): State<AdminState>) -> Json<Vec<serde_json::Valu
         .into_iter()
         .filter_map(|c| {
             let snap = c.latest()?;
+            // Target URLs may carry credentials (userinfo, `?token=`): shown redacted.
+            let targets: Vec<_> = snap
+                .targets
+                .iter()
+                .map(|t| {
+                    let mut t = t.clone();
+                    t.url = crate::redact::url(&t.url);
+                    t
+                })
+                .collect();
             Some(serde_json::json!({
                 "namespace": c.labels.namespace,
                 "name": c.labels.scaledobject,
+                "trigger": c.labels.trigger,
                 "desired_replicas": snap.decision.desired,
                 "active": snap.decision.active,
                 "unavailable": snap.decision.unavailable,
@@ -139,7 +201,7 @@ async fn scaledobjects(State(s): State<AdminState>) -> Json<Vec<serde_json::Valu
                 "config_hash": snap.decision.config_hash,
                 "history": snap.history,
                 "signals": SignalsView::from(&snap.signals),
-                "targets": snap.targets,
+                "targets": targets,
                 "cycle": snap.cycle,
                 "age_seconds": now.saturating_sub(snap.at_ms) as f64 / 1000.0,
                 "metric_name": c.config.metric_name,

@@ -32,12 +32,10 @@ impl Cidr {
         Some(Cidr { addr, prefix })
     }
 
-    /// Whether `ip` is inside.
+    /// Whether `ip` is inside. An IPv6 form that carries an IPv4 address is judged as that
+    /// IPv4 address (see [`canonical`]).
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-            v4 => v4,
-        };
+        let ip = canonical(ip);
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(x)) => {
                 let mask = u32::MAX
@@ -53,6 +51,29 @@ impl Cidr {
             }
             _ => false,
         }
+    }
+}
+
+/// The address a connection to `ip` really reaches, for every IPv6 form that embeds an IPv4
+/// address: IPv4-mapped `::ffff:a.b.c.d`, IPv4-compatible `::a.b.c.d`, IPv4-translated
+/// `::ffff:0:a.b.c.d` (RFC 2765), the NAT64 prefixes `64:ff9b::/96` (RFC 6052) and
+/// `64:ff9b:1::/48` (RFC 8215, last 32 bits), 6to4 `2002:AABB:CCDD::/48` (RFC 3056) and
+/// Teredo `2001:0::/32` (RFC 4380, client address inverted in the last 32 bits). Without
+/// this, `[::169.254.169.254]` would pass a check that `169.254.169.254` fails.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    let IpAddr::V6(v6) = ip else { return ip };
+    let seg = v6.segments();
+    let low = (u32::from(seg[6]) << 16) | u32::from(seg[7]);
+    let v4 = |bits: u32| IpAddr::V4(std::net::Ipv4Addr::from(bits));
+    match seg {
+        // :: and ::1 are IPv6's own unspecified and loopback addresses.
+        [0, 0, 0, 0, 0, 0, 0, 0 | 1] => ip,
+        [0, 0, 0, 0, 0, 0xffff, _, _] | [0, 0, 0, 0, 0, 0, _, _] => v4(low),
+        [0, 0, 0, 0, 0xffff, 0, _, _] => v4(low),
+        [0x64, 0xff9b, 0, 0, 0, 0, _, _] | [0x64, 0xff9b, 1, _, _, _, _, _] => v4(low),
+        [0x2002, hi, lo, _, _, _, _, _] => v4((u32::from(hi) << 16) | u32::from(lo)),
+        [0x2001, 0, _, _, _, _, _, _] => v4(!low),
+        _ => ip,
     }
 }
 
@@ -127,10 +148,29 @@ impl AllowList {
 
     /// Whether an address written as an IP literal in a target may be fetched.
     pub fn ip_allowed(&self, ip: IpAddr) -> bool {
-        if self.is_unrestricted() {
-            !self.denied_by_default(ip)
+        self.refusal(ip).is_none()
+    }
+
+    /// Why an IP literal may not be fetched, in words that name the rule that refused it.
+    pub fn refusal(&self, ip: IpAddr) -> Option<String> {
+        let reached = canonical(ip);
+        let shown = if reached == ip {
+            ip.to_string()
         } else {
-            self.in_cidrs(ip)
+            format!("{ip} (which reaches {reached})")
+        };
+        if self.is_unrestricted() {
+            self.denied_by_default(ip).then(|| {
+                format!(
+                    "{shown} is link-local, where the cloud instance-metadata endpoint lives; refused unless a --allow-targets CIDR names it"
+                )
+            })
+        } else if self.in_cidrs(ip) {
+            None
+        } else if self.denied_by_default(ip) {
+            Some(format!("{shown} is link-local and outside --allow-targets"))
+        } else {
+            Some(format!("{shown} is outside --allow-targets"))
         }
     }
 
@@ -172,9 +212,15 @@ impl reqwest::dns::Resolve for AllowingResolver {
             let found = addrs.len();
             let ok = allow.filter_resolved(&host, addrs);
             if ok.is_empty() {
-                let why = format!(
-                    "{host} resolves to {found} address(es), none allowed by --allow-targets"
-                );
+                let why = if allow.is_unrestricted() {
+                    format!(
+                        "{host} resolves to {found} address(es), all link-local (refused unless a --allow-targets CIDR names them)"
+                    )
+                } else {
+                    format!(
+                        "{host} resolves to {found} address(es), none allowed by --allow-targets"
+                    )
+                };
                 return Err(Box::new(std::io::Error::new(
                     std::io::ErrorKind::PermissionDenied,
                     why,
@@ -236,6 +282,36 @@ mod tests {
         assert!(!open.ip_allowed("fe80::1".parse().expect("ip")));
         let named = AllowList::parse("169.254.0.0/16").expect("parse");
         assert!(named.ip_allowed("169.254.169.254".parse().expect("ip")));
+    }
+
+    #[test]
+    fn ipv6_forms_of_the_metadata_address_are_refused() {
+        let open = AllowList::parse("").expect("empty");
+        for form in [
+            "::169.254.169.254",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::a9fe:a9fe",
+            "::ffff:0:a9fe:a9fe",
+            "2002:a9fe:a9fe::",
+            "2001:0:4136:e378:8000:63bf:5601:5601",
+        ] {
+            let ip: IpAddr = form.parse().expect("ip");
+            let why = open.refusal(ip).unwrap_or_else(|| panic!("{form} allowed"));
+            assert!(
+                why.contains("169.254.169.254") && !why.contains("outside --allow-targets"),
+                "{form}: {why}"
+            );
+        }
+        assert!(open.ip_allowed("::1".parse().expect("ip")));
+        assert!(open.ip_allowed("2001:db8::1".parse().expect("ip")));
+        let listed = AllowList::parse("10.0.0.0/8").expect("parse");
+        assert!(listed.ip_allowed("64:ff9b::a00:1".parse().expect("ip")));
+        assert!(
+            listed
+                .refusal("192.168.0.1".parse().expect("ip"))
+                .is_some_and(|w| w.contains("outside --allow-targets"))
+        );
     }
 
     #[test]

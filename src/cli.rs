@@ -63,9 +63,29 @@ pub struct ServeArgs {
     /// Most ScaledObject controllers at once.
     #[arg(long, env = "KLS_MAX_CONTROLLERS", default_value_t = crate::controller::DEFAULT_MAX_CONTROLLERS)]
     pub max_controllers: usize,
+    /// Most controllers of one namespace (one per ScaledObject trigger).
+    #[arg(long, env = "KLS_MAX_CONTROLLERS_PER_NAMESPACE", default_value_t = crate::controller::DEFAULT_MAX_CONTROLLERS_PER_NAMESPACE)]
+    pub max_controllers_per_namespace: usize,
+    /// Most triggers (distinct metadata) one ScaledObject may have.
+    #[arg(long, env = "KLS_MAX_TRIGGERS_PER_SCALEDOBJECT", default_value_t = crate::controller::DEFAULT_MAX_TRIGGERS_PER_SCALEDOBJECT)]
+    pub max_triggers_per_scaledobject: usize,
     /// Concurrent scrapes across all controllers.
     #[arg(long, env = "KLS_SCRAPE_CONCURRENCY", default_value_t = crate::scrape::DEFAULT_CONCURRENCY)]
     pub scrape_concurrency: usize,
+    /// Concurrent scrapes of one ScaledObject trigger.
+    #[arg(long, env = "KLS_SCRAPE_CONCURRENCY_PER_SCALEDOBJECT", default_value_t = crate::scrape::DEFAULT_CONCURRENCY_PER_SCALEDOBJECT)]
+    pub scrape_concurrency_per_scaledobject: usize,
+    /// Concurrent scrapes of all ScaledObjects of one namespace.
+    #[arg(long, env = "KLS_SCRAPE_CONCURRENCY_PER_NAMESPACE", default_value_t = crate::scrape::DEFAULT_CONCURRENCY_PER_NAMESPACE)]
+    pub scrape_concurrency_per_namespace: usize,
+    /// Scrape through the proxy named by HTTP_PROXY/HTTPS_PROXY/NO_PROXY. Off: those variables
+    /// are ignored (AKS's HTTP proxy feature injects them into every pod).
+    #[arg(long, env = "KLS_SCRAPE_USE_PROXY", default_value_t = false)]
+    pub scrape_use_proxy: bool,
+    /// File holding a bearer token that `/debug/` requests must present. Without it the debug
+    /// API is open to anyone who can reach the HTTP port (see README, Security).
+    #[arg(long, env = "KLS_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
     /// Largest accepted metrics body, bytes (after decompression).
     #[arg(long, env = "KLS_MAX_BODY_BYTES", default_value_t = crate::scrape::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
@@ -97,6 +117,15 @@ pub struct ServeArgs {
     /// Most lines a metrics page may have before the target is marked stale.
     #[arg(long, env = "KLS_MAX_SERIES_PER_SCRAPE", default_value_t = crate::scrape::DEFAULT_MAX_SERIES)]
     pub max_series_per_scrape: usize,
+    /// Most gRPC connections at once; more are closed as they arrive.
+    #[arg(long, env = "KLS_GRPC_MAX_CONNECTIONS", default_value_t = crate::listen::DEFAULT_GRPC_MAX_CONNECTIONS)]
+    pub grpc_max_connections: usize,
+    /// Most concurrent HTTP/2 streams per gRPC connection (each `external-push` trigger holds one).
+    #[arg(long, env = "KLS_GRPC_MAX_CONCURRENT_STREAMS", default_value_t = crate::listen::DEFAULT_GRPC_MAX_STREAMS)]
+    pub grpc_max_concurrent_streams: u32,
+    /// Most admin HTTP connections at once; more are closed as they arrive.
+    #[arg(long, env = "KLS_HTTP_MAX_CONNECTIONS", default_value_t = crate::listen::DEFAULT_HTTP_MAX_CONNECTIONS)]
+    pub http_max_connections: usize,
     /// How often the TLS files are re-read, seconds (rotated Secrets apply without a restart).
     #[arg(long, env = "KLS_TLS_RELOAD_SECONDS", default_value_t = 10.0)]
     pub tls_reload_seconds: f64,
@@ -131,10 +160,15 @@ impl ServeArgs {
                 defaults,
                 idle: Duration::from_secs_f64(self.controller_idle_seconds),
                 max_controllers: self.max_controllers.max(1),
+                max_controllers_per_namespace: self.max_controllers_per_namespace.max(1),
+                max_triggers_per_scaledobject: self.max_triggers_per_scaledobject.max(1),
             },
             scrape: ScrapeLimits {
                 max_body_bytes: self.max_body_bytes,
                 concurrency: self.scrape_concurrency.max(1),
+                concurrency_per_scaledobject: self.scrape_concurrency_per_scaledobject.max(1),
+                concurrency_per_namespace: self.scrape_concurrency_per_namespace.max(1),
+                use_proxy: self.scrape_use_proxy,
                 max_series: self.max_series_per_scrape.max(1),
                 allow: std::sync::Arc::new(crate::allow::AllowList::parse(&self.allow_targets)?),
                 ca_pem: match &self.scrape_ca {
@@ -147,6 +181,11 @@ impl ServeArgs {
                 max_targets: self.max_targets_per_scaledobject.max(1),
             },
             first_decision_wait: Duration::from_millis(self.first_decision_wait_ms),
+            admin_token_file: self.admin_token_file.clone(),
+            grpc_max_connections: self.grpc_max_connections.max(1),
+            grpc_max_concurrent_streams: self.grpc_max_concurrent_streams.max(1),
+            http_max_connections: self.http_max_connections.max(1),
+            ..ServeOptions::default()
         })
     }
 }

@@ -44,3 +44,11 @@ pub fn unix_seconds() -> f64 {
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
 }
+
+/// A deadline `after` from now on tokio's clock (which tokio's paused time drives), for
+/// budgets shared by several awaits (a scrape's slot wait plus its request).
+pub fn deadline(after: Duration) -> tokio::time::Instant {
+    #[allow(clippy::disallowed_methods)]
+    let now = tokio::time::Instant::now();
+    now + after
+}

@@ -132,7 +132,7 @@ pub const KEYS: &[KeySpec] = &[
         key: "scrapeTimeoutSeconds",
         kind: "number",
         default: "2",
-        meaning: "Per-request scrape timeout (must be below the interval).",
+        meaning: "Per-target scrape timeout, the wait for a scrape slot included; at most the interval (unset: 2 s, or 80 % of a shorter interval).",
     },
     KeySpec {
         key: "scaleDownWindowSeconds",
@@ -424,6 +424,16 @@ impl ScalerConfig {
                 ));
             }
         }
+        for key in metadata.keys() {
+            if let Some(base) = key.strip_suffix("FromEnv")
+                && metadata.contains_key(base)
+            {
+                return Err(err(
+                    key,
+                    format!("set `{base}` or `{key}`, not both (one would silently win)"),
+                ));
+            }
+        }
         let l = Lookup { metadata, defaults };
 
         let scheme = l.get("scheme").to_ascii_lowercase();
@@ -457,13 +467,15 @@ impl ScalerConfig {
         }
         let discovery = if !targets.is_empty() {
             Discovery::Static(targets)
-        } else if let Some(url) = l.raw("httpSd") {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
+        } else if let Some(raw) = l.raw("httpSd") {
+            if !(raw.starts_with("http://") || raw.starts_with("https://")) {
                 return Err(err(
                     "httpSd",
-                    format!("expected an http:// or https:// URL, got {url:?}"),
+                    format!("expected an http:// or https:// URL, got {raw:?}"),
                 ));
             }
+            // Parsed now, so `http://` (no host) fails here and not on every cycle.
+            let url = target_url("httpSd", &raw, &scheme, &path)?;
             Discovery::HttpSd {
                 url,
                 path: path.clone(),
@@ -516,11 +528,28 @@ impl ScalerConfig {
             ));
         }
         let scrape_interval_ms = l.millis("scrapeIntervalSeconds", 0.05, 3600.0)?;
-        let scrape_timeout_ms = l.millis("scrapeTimeoutSeconds", 0.01, 600.0)?.min(
-            scrape_interval_ms
-                .saturating_sub(scrape_interval_ms / 5)
-                .max(10),
-        );
+        let scrape_timeout_ms = l.millis("scrapeTimeoutSeconds", 0.01, 600.0)?;
+        // A cycle must end before the next starts: an explicit timeout above the interval is
+        // the author's mistake and said so; the default shrinks to 80 % of a short interval.
+        let scrape_timeout_ms = if l.raw("scrapeTimeoutSeconds").is_some() {
+            if scrape_timeout_ms > scrape_interval_ms {
+                return Err(err(
+                    "scrapeTimeoutSeconds",
+                    format!(
+                        "must not exceed scrapeIntervalSeconds ({} s), got {} s",
+                        scrape_interval_ms as f64 / 1000.0,
+                        scrape_timeout_ms as f64 / 1000.0
+                    ),
+                ));
+            }
+            scrape_timeout_ms
+        } else {
+            scrape_timeout_ms.min(
+                scrape_interval_ms
+                    .saturating_sub(scrape_interval_ms / 5)
+                    .max(10),
+            )
+        };
         let window_ms = l.millis("ttftWindowSeconds", 1.0, 3600.0)?;
         if window_ms < scrape_interval_ms * 2 {
             return Err(err(

@@ -6,8 +6,12 @@
 //! (`Fleet::apply_cycle` -> `Fleet::signals` -> `policy::decide`) and publishes an immutable
 //! [`Snapshot`] through a `watch` channel. RPCs only read the latest snapshot.
 //!
-//! Controllers start on first sight, are replaced when the metadata changes, and are dropped
-//! after `idle` without RPCs (an open `StreamIsActive` counts as activity).
+//! KEDA names a trigger only by its ScaledObject and its metadata (no trigger index travels),
+//! so a controller is keyed by `(namespace, name, metadata)`: two triggers of one ScaledObject
+//! each get their own controller and state, and a caller with other metadata for a name gets
+//! its own controller instead of displacing the one KEDA uses. A trigger whose metadata
+//! changed stops being asked and is dropped after `idle` without RPCs, like any idle one (an
+//! open `StreamIsActive` counts as activity).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -25,13 +29,36 @@ use crate::core::cycle::{Cycle, Step};
 use crate::core::fleet::{Observation, StaleKind, StaleReason, TargetRole};
 use crate::core::policy;
 use crate::discover::discover;
-use crate::scrape::Scraper;
+use crate::scrape::{Scraper, Slots};
 use crate::telemetry::{SoLabels, Telemetry};
 
 pub use crate::core::cycle::{HistoryEntry, Snapshot, TargetView};
 
 /// Largest accepted metadata map (keys plus values), bytes.
 pub const MAX_METADATA_BYTES: usize = 64 << 10;
+/// Longest ScaledObject name: a Kubernetes object name (DNS-1123 subdomain).
+pub const MAX_NAME_BYTES: usize = 253;
+/// Longest namespace: a DNS-1123 label.
+pub const MAX_NAMESPACE_BYTES: usize = 63;
+/// Most bytes of a caller's value quoted back in an error.
+const MAX_ECHO: usize = 64;
+
+/// `text`, cut to [`MAX_ECHO`] bytes on a character boundary.
+pub fn cut(text: &str) -> String {
+    if text.len() <= MAX_ECHO {
+        return text.to_string();
+    }
+    let mut end = MAX_ECHO;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes)", &text[..end], text.len())
+}
+
+/// `text` quoted and cut (see [`cut`]), for error messages that quote a caller's value.
+pub fn echo(text: &str) -> String {
+    format!("{:?}", cut(text))
+}
 
 /// Handle to a running controller.
 #[derive(Debug)]
@@ -93,6 +120,11 @@ impl Controller {
         self.cancel.clone()
     }
 
+    /// The trigger's metadata fingerprint (the `trigger` label).
+    pub fn trigger(&self) -> &str {
+        &self.labels.trigger
+    }
+
     fn same_metadata(&self, other: &HashMap<String, String>) -> bool {
         self.metadata.len() == other.len()
             && other.iter().all(|(k, v)| self.metadata.get(k) == Some(v))
@@ -116,12 +148,22 @@ pub enum RegistryError {
     /// Invalid metadata.
     #[error(transparent)]
     Metadata(#[from] MetadataError),
-    /// The server-wide controller limit is reached.
-    #[error("controller limit reached ({0} ScaledObjects); raise --max-controllers")]
-    TooMany(usize),
-    /// The ref has no name.
-    #[error("ScaledObjectRef.name is empty")]
-    NoName,
+    /// A controller limit is reached.
+    #[error("{0}")]
+    TooMany(String),
+    /// The ref's name or namespace is not a Kubernetes name.
+    #[error("{0}")]
+    BadRef(String),
+    /// The metric asked for is not this trigger's.
+    #[error(
+        "metricName {asked} is not served for this ScaledObject; expected {expected:?} (optionally with an sN- prefix)"
+    )]
+    UnknownMetric {
+        /// What was asked, cut for the message.
+        asked: String,
+        /// The configured metric name.
+        expected: String,
+    },
 }
 
 /// Server-wide settings of the registry.
@@ -133,12 +175,21 @@ pub struct RegistrySettings {
     pub idle: Duration,
     /// Most controllers at once.
     pub max_controllers: usize,
+    /// Most controllers of one namespace, so one tenant cannot fill the server.
+    pub max_controllers_per_namespace: usize,
+    /// Most triggers (distinct metadata) of one ScaledObject.
+    pub max_triggers_per_scaledobject: usize,
 }
 
 /// Default time a controller lives without RPCs (`--controller-idle-seconds`).
 pub const DEFAULT_IDLE: Duration = Duration::from_secs(600);
 /// Default most controllers (`--max-controllers`).
 pub const DEFAULT_MAX_CONTROLLERS: usize = 1000;
+/// Default most controllers per namespace (`--max-controllers-per-namespace`).
+pub const DEFAULT_MAX_CONTROLLERS_PER_NAMESPACE: usize = 200;
+/// Default most triggers per ScaledObject (`--max-triggers-per-scaledobject`): a ScaledObject
+/// with more than a few external triggers of one scaler is a mistake or an attack.
+pub const DEFAULT_MAX_TRIGGERS_PER_SCALEDOBJECT: usize = 8;
 
 impl Default for RegistrySettings {
     fn default() -> Self {
@@ -146,16 +197,66 @@ impl Default for RegistrySettings {
             defaults: BTreeMap::new(),
             idle: DEFAULT_IDLE,
             max_controllers: DEFAULT_MAX_CONTROLLERS,
+            max_controllers_per_namespace: DEFAULT_MAX_CONTROLLERS_PER_NAMESPACE,
+            max_triggers_per_scaledobject: DEFAULT_MAX_TRIGGERS_PER_SCALEDOBJECT,
         }
     }
 }
 
+/// `(namespace, name)`; each holds the ScaledObject's triggers.
 type Key = (String, String);
+
+/// Whether `s` is a DNS-1123 subdomain (`label` false) or label (`label` true).
+fn kubernetes_name(s: &str, label: bool) -> bool {
+    let ok_label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if label {
+        ok_label(s)
+    } else {
+        s.split('.').all(ok_label)
+    }
+}
+
+fn check_ref(namespace: &str, name: &str) -> Result<(), RegistryError> {
+    if name.is_empty() {
+        return Err(RegistryError::BadRef(
+            "ScaledObjectRef.name is empty".into(),
+        ));
+    }
+    if name.len() > MAX_NAME_BYTES || !kubernetes_name(name, false) {
+        return Err(RegistryError::BadRef(format!(
+            "ScaledObjectRef.name {} is not a Kubernetes object name (lowercase DNS-1123 subdomain, at most {MAX_NAME_BYTES} bytes)",
+            echo(name)
+        )));
+    }
+    // KEDA always sends the namespace; an empty one is accepted for hand-made calls.
+    if !namespace.is_empty()
+        && (namespace.len() > MAX_NAMESPACE_BYTES || !kubernetes_name(namespace, true))
+    {
+        return Err(RegistryError::BadRef(format!(
+            "ScaledObjectRef.namespace {} is not a Kubernetes namespace (DNS-1123 label, at most {MAX_NAMESPACE_BYTES} bytes)",
+            echo(namespace)
+        )));
+    }
+    Ok(())
+}
+
+/// A short fingerprint of one trigger's metadata (FNV-1a over sorted `key=value` lines).
+fn trigger_fingerprint(metadata: &BTreeMap<String, String>) -> String {
+    let full = crate::config::config_hash(metadata, &BTreeMap::new());
+    full[..8].to_string()
+}
 
 /// All controllers of one server.
 #[derive(Debug)]
 pub struct Registry {
-    controllers: RwLock<HashMap<Key, Arc<Controller>>>,
+    controllers: RwLock<HashMap<Key, Vec<Arc<Controller>>>>,
     settings: RegistrySettings,
     scraper: Scraper,
     telemetry: Telemetry,
@@ -202,36 +303,30 @@ impl Registry {
         registry
     }
 
-    /// The controller for a ScaledObject, started (or replaced) as needed.
+    /// The controller of one ScaledObject trigger, started as needed. With `metric`, the
+    /// metric asked for is checked before anything starts.
     pub fn controller(
         &self,
         namespace: &str,
         name: &str,
         metadata: &HashMap<String, String>,
+        metric: Option<&str>,
     ) -> Result<Arc<Controller>, RegistryError> {
-        if name.is_empty() {
-            return Err(RegistryError::NoName);
-        }
+        check_ref(namespace, name)?;
         let key = (namespace.to_string(), name.to_string());
-        if let Some(c) = self.read().get(&key)
-            && c.same_metadata(metadata)
-            && !c.is_stopped()
-        {
+        if let Some(c) = self.find(&key, metadata) {
+            check_metric(&c.config, metric)?;
             c.touch();
-            return Ok(c.clone());
+            return Ok(c);
         }
-        let sorted: BTreeMap<String, String> = metadata
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
         // Metadata travels in every RPC; a huge map is a mistake or an attack, refused before
         // any work is done with it.
-        let size: usize = sorted.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let size: usize = metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
         if size > MAX_METADATA_BYTES {
-            let largest = sorted
+            let largest = metadata
                 .iter()
                 .max_by_key(|(k, v)| k.len() + v.len())
-                .map_or(String::new(), |(k, _)| k.clone());
+                .map_or(String::new(), |(k, _)| cut(k));
             return Err(RegistryError::Metadata(MetadataError {
                 key: largest,
                 message: format!(
@@ -239,10 +334,15 @@ impl Registry {
                 ),
             }));
         }
+        let sorted: BTreeMap<String, String> = metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let config = Arc::new(ScalerConfig::from_metadata(
             &sorted,
             &self.settings.defaults,
         )?);
+        check_metric(&config, metric)?;
         if let crate::config::Discovery::Static(urls) = &config.discovery
             && urls.len() > self.scraper.max_targets()
         {
@@ -269,30 +369,50 @@ impl Registry {
             if let Err(r) = self.scraper.check_literal(url) {
                 return Err(RegistryError::Metadata(MetadataError {
                     key: key.to_string(),
-                    message: format!("{url}: {}", r.detail),
+                    message: format!("{}: {}", crate::redact::url(url), r.detail),
                 }));
             }
         }
 
         let mut map = self.write();
-        if let Some(c) = map.get(&key)
-            && c.same_metadata(metadata)
-            && !c.is_stopped()
-        {
+        if let Some(c) = live(map.get(&key), metadata) {
             c.touch();
-            return Ok(c.clone());
+            return Ok(c);
         }
-        if !map.contains_key(&key) && map.len() >= self.settings.max_controllers {
-            return Err(RegistryError::TooMany(self.settings.max_controllers));
+        let total: usize = map.values().map(Vec::len).sum();
+        if total >= self.settings.max_controllers {
+            return Err(RegistryError::TooMany(format!(
+                "controller limit reached ({} ScaledObject triggers server-wide; --max-controllers)",
+                self.settings.max_controllers
+            )));
+        }
+        let in_namespace: usize = map
+            .iter()
+            .filter(|((ns, _), _)| ns == namespace)
+            .map(|(_, v)| v.len())
+            .sum();
+        if in_namespace >= self.settings.max_controllers_per_namespace {
+            return Err(RegistryError::TooMany(format!(
+                "controller limit of namespace {} reached ({} triggers; --max-controllers-per-namespace)",
+                echo(namespace),
+                self.settings.max_controllers_per_namespace
+            )));
+        }
+        let siblings = map.entry(key.clone()).or_default();
+        siblings.retain(|c| !c.is_stopped());
+        if siblings.len() >= self.settings.max_triggers_per_scaledobject {
+            return Err(RegistryError::TooMany(format!(
+                "{}/{} already has {} triggers with other metadata (--max-triggers-per-scaledobject; a trigger whose metadata changed is dropped after --controller-idle-seconds without calls)",
+                echo(namespace),
+                echo(name),
+                self.settings.max_triggers_per_scaledobject
+            )));
         }
         let labels = SoLabels {
             namespace: key.0.clone(),
             scaledobject: key.1.clone(),
+            trigger: trigger_fingerprint(&sorted),
         };
-        if let Some(old) = map.remove(&key) {
-            info!(namespace, name, "metadata changed: replacing controller");
-            old.cancel.cancel();
-        }
         let (tx, rx) = watch::channel(None);
         let cancel = self.shutdown.child_token();
         let controller = Arc::new(Controller {
@@ -304,18 +424,22 @@ impl Registry {
             open_streams: AtomicUsize::new(0),
             cancel: cancel.clone(),
         });
-        map.insert(key, controller.clone());
-        self.telemetry.set_controllers(map.len());
+        siblings.push(controller.clone());
+        let triggers = siblings.len();
+        self.telemetry.set_controllers(total + 1);
         drop(map);
         info!(
             namespace,
             name,
+            trigger = labels.trigger.as_str(),
+            triggers,
             interval_ms = config.scrape_interval_ms,
             "controller started"
         );
         tokio::spawn(run(
             config,
             self.scraper.clone(),
+            self.scraper.slots(namespace),
             self.telemetry.clone(),
             labels,
             tx,
@@ -324,9 +448,13 @@ impl Registry {
         Ok(controller)
     }
 
-    /// Every controller, sorted by namespace and name.
+    fn find(&self, key: &Key, metadata: &HashMap<String, String>) -> Option<Arc<Controller>> {
+        live(self.read().get(key), metadata)
+    }
+
+    /// Every controller, sorted by namespace, name and trigger.
     pub fn all(&self) -> Vec<Arc<Controller>> {
-        let mut list: Vec<_> = self.read().values().cloned().collect();
+        let mut list: Vec<_> = self.read().values().flatten().cloned().collect();
         list.sort_by(|a, b| a.labels.cmp(&b.labels));
         list
     }
@@ -335,23 +463,28 @@ impl Registry {
         let now = clock::monotonic_ms();
         let idle_ms = u64::try_from(self.settings.idle.as_millis()).unwrap_or(u64::MAX);
         let mut map = self.write();
-        map.retain(|(ns, name), c| {
-            let idle = now.saturating_sub(c.last_rpc_ms.load(Ordering::Relaxed)) > idle_ms;
-            let keep = !idle || c.open_streams.load(Ordering::Relaxed) > 0;
-            if !keep {
-                info!(
-                    namespace = ns.as_str(),
-                    name = name.as_str(),
-                    "controller idle: dropping"
-                );
-                c.cancel.cancel();
-            }
-            keep
-        });
-        self.telemetry.set_controllers(map.len());
+        for ((ns, name), triggers) in map.iter_mut() {
+            triggers.retain(|c| {
+                let idle = now.saturating_sub(c.last_rpc_ms.load(Ordering::Relaxed)) > idle_ms;
+                let keep = !c.is_stopped() && (!idle || c.open_streams.load(Ordering::Relaxed) > 0);
+                if !keep {
+                    info!(
+                        namespace = ns.as_str(),
+                        name = name.as_str(),
+                        trigger = c.trigger(),
+                        "controller idle: dropping"
+                    );
+                    c.cancel.cancel();
+                }
+                keep
+            });
+        }
+        map.retain(|_, triggers| !triggers.is_empty());
+        self.telemetry
+            .set_controllers(map.values().map(Vec::len).sum());
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Key, Arc<Controller>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Key, Vec<Arc<Controller>>>> {
         // A panic while holding the lock cannot leave the map inconsistent (single inserts
         // and removals), so a poisoned lock is still safe to use.
         self.controllers
@@ -359,10 +492,34 @@ impl Registry {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Key, Arc<Controller>>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Key, Vec<Arc<Controller>>>> {
         self.controllers
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The running trigger of `triggers` with exactly this metadata.
+fn live(
+    triggers: Option<&Vec<Arc<Controller>>>,
+    metadata: &HashMap<String, String>,
+) -> Option<Arc<Controller>> {
+    triggers?
+        .iter()
+        .find(|c| c.same_metadata(metadata) && !c.is_stopped())
+        .cloned()
+}
+
+fn check_metric(config: &ScalerConfig, metric: Option<&str>) -> Result<(), RegistryError> {
+    let Some(asked) = metric else { return Ok(()) };
+    let bare = crate::grpc::strip_index_prefix(asked);
+    if bare.is_empty() || bare == config.metric_name {
+        Ok(())
+    } else {
+        Err(RegistryError::UnknownMetric {
+            asked: echo(asked),
+            expected: config.metric_name.clone(),
+        })
     }
 }
 
@@ -370,6 +527,7 @@ impl Registry {
 async fn run(
     config: Arc<ScalerConfig>,
     scraper: Scraper,
+    slots: Slots,
     telemetry: Telemetry,
     labels: SoLabels,
     tx: watch::Sender<Option<Arc<Snapshot>>>,
@@ -386,7 +544,7 @@ async fn run(
         let now_ms = clock::monotonic_ms();
         let observations = tokio::select! {
             () = cancel.cancelled() => break,
-            obs = scrape_cycle(&config, &scraper, cycle.known_workers()) => obs,
+            obs = scrape_cycle(&config, &scraper, &slots, cycle.known_workers()) => obs,
         };
         for o in &observations {
             let result = match &o.outcome {
@@ -398,7 +556,7 @@ async fn run(
                 debug!(
                     namespace = labels.namespace.as_str(),
                     name = labels.scaledobject.as_str(),
-                    target = o.id.as_str(),
+                    target = %crate::redact::url(&o.id),
                     reason = r.kind.as_str(),
                     detail = r.detail.as_str(),
                     "target stale"
@@ -453,6 +611,7 @@ fn discovery_source(d: &crate::config::Discovery) -> String {
 async fn scrape_cycle(
     config: &ScalerConfig,
     scraper: &Scraper,
+    slots: &Slots,
     known_workers: Vec<String>,
 ) -> Vec<Observation> {
     let timeout = Duration::from_millis(config.scrape_timeout_ms);
@@ -460,23 +619,19 @@ async fn scrape_cycle(
     let mut targets: Vec<(String, TargetRole, bool)> = Vec::new();
     // Pod IPs from an allowed Service name were checked as the name resolved.
     let vouched = matches!(config.discovery, crate::config::Discovery::Service { .. });
-    match discover(&config.discovery, scraper, timeout).await {
+    match discover(&config.discovery, scraper, slots, timeout).await {
         Ok(urls) => targets.extend(urls.into_iter().map(|u| (u, TargetRole::Worker, vouched))),
         Err(e) => {
             let reason = StaleReason {
-                kind: if matches!(e, crate::discover::DiscoverError::NotAllowed { .. }) {
-                    StaleKind::NotAllowed
-                } else {
-                    StaleKind::Connect
-                },
-                detail: e.to_string(),
+                kind: e.kind(),
+                detail: crate::redact::text(&e.to_string()),
             };
             // With no worker known yet, the discovery itself is shown as the stale target, so
             // the reason reaches the debug API and the scrape counters.
             let ids = if known_workers.is_empty() {
                 vec![format!(
                     "discovery: {}",
-                    discovery_source(&config.discovery)
+                    crate::redact::url(&discovery_source(&config.discovery))
                 )]
             } else {
                 known_workers
@@ -499,13 +654,14 @@ async fn scrape_cycle(
     let mut tasks = JoinSet::new();
     for (url, role, vouched) in targets {
         let scraper = scraper.clone();
+        let slots = slots.clone();
         let engine = config.engine;
         let model = config.model.clone();
         tasks.spawn(async move {
             let page = if vouched {
-                scraper.fetch_vouched(&url, timeout).await
+                scraper.fetch_vouched(&url, timeout, &slots).await
             } else {
-                scraper.fetch(&url, timeout).await
+                scraper.fetch(&url, timeout, &slots).await
             };
             // Parsing is CPU work (~90 µs per 57 KB vLLM page): off the async workers, so a
             // thousand pages arriving together cannot delay the RPCs KEDA is waiting on.

@@ -6,7 +6,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::config::Discovery;
-use crate::scrape::Scraper;
+use crate::core::fleet::StaleKind;
+use crate::scrape::{Scraper, Slots};
 
 /// Discovery failed; the controller keeps the previous target set and marks it stale.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -51,7 +52,23 @@ pub enum DiscoverError {
         url: String,
         /// Why.
         message: String,
+        /// The endpoint (or a target it named) is outside `--allow-targets`.
+        not_allowed: bool,
     },
+}
+
+impl DiscoverError {
+    /// The stale kind the workers held on this failure get: `not_allowed` when the allow-list
+    /// refused, `discovery` for everything else (never `connect`, which names a worker).
+    pub fn kind(&self) -> StaleKind {
+        match self {
+            DiscoverError::NotAllowed { .. }
+            | DiscoverError::HttpSd {
+                not_allowed: true, ..
+            } => StaleKind::NotAllowed,
+            _ => StaleKind::Discovery,
+        }
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -73,9 +90,10 @@ pub fn url_for(scheme: &str, ip: IpAddr, port: u16, path: &str) -> String {
 pub async fn discover(
     discovery: &Discovery,
     scraper: &Scraper,
+    slots: &Slots,
     timeout: Duration,
 ) -> Result<Vec<String>, DiscoverError> {
-    let urls = discover_unbounded(discovery, scraper, timeout).await?;
+    let urls = discover_unbounded(discovery, scraper, slots, timeout).await?;
     if urls.len() > scraper.max_targets() {
         return Err(DiscoverError::TooMany {
             found: urls.len(),
@@ -88,26 +106,28 @@ pub async fn discover(
 async fn discover_unbounded(
     discovery: &Discovery,
     scraper: &Scraper,
+    slots: &Slots,
     timeout: Duration,
 ) -> Result<Vec<String>, DiscoverError> {
     match discovery {
         Discovery::Static(urls) => Ok(urls.clone()),
         Discovery::HttpSd { url, path, scheme } => {
-            let fail = |message: String| DiscoverError::HttpSd {
+            let fail = |message: String, not_allowed: bool| DiscoverError::HttpSd {
                 url: url.clone(),
                 message,
+                not_allowed,
             };
             let body = scraper
-                .fetch(url, timeout)
+                .fetch(url, timeout, slots)
                 .await
-                .map_err(|r| fail(r.detail))?;
-            let groups: Vec<SdGroup> =
-                serde_json::from_str(&body).map_err(|e| fail(format!("not HTTP SD JSON: {e}")))?;
+                .map_err(|r| fail(r.detail, r.kind == StaleKind::NotAllowed))?;
+            let groups: Vec<SdGroup> = serde_json::from_str(&body)
+                .map_err(|e| fail(format!("not HTTP SD JSON: {e}"), false))?;
             let mut urls = Vec::new();
             for t in groups.into_iter().flat_map(|g| g.targets) {
                 urls.push(
                     crate::config::target_url("httpSd", &t, scheme, path)
-                        .map_err(|e| fail(e.to_string()))?,
+                        .map_err(|e| fail(e.to_string(), false))?,
                 );
             }
             urls.sort();

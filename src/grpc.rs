@@ -56,14 +56,14 @@ impl ScalerService {
         }
     }
 
-    fn controller(&self, r: &ScaledObjectRef) -> Result<Arc<Controller>, Status> {
+    fn controller(
+        &self,
+        r: &ScaledObjectRef,
+        metric: Option<&str>,
+    ) -> Result<Arc<Controller>, Status> {
         self.registry
-            .controller(&r.namespace, &r.name, &r.scaler_metadata)
-            .map_err(|e| match e {
-                RegistryError::Metadata(m) => Status::invalid_argument(m.to_string()),
-                RegistryError::NoName => Status::invalid_argument(e.to_string()),
-                RegistryError::TooMany(_) => Status::resource_exhausted(e.to_string()),
-            })
+            .controller(&r.namespace, &r.name, &r.scaler_metadata, metric)
+            .map_err(status)
     }
 
     fn record<T>(&self, method: &str, watch: Stopwatch, result: &Result<T, Status>) {
@@ -76,7 +76,7 @@ impl ScalerService {
     }
 
     async fn is_active_inner(&self, r: &ScaledObjectRef) -> Result<bool, Status> {
-        let c = self.controller(r)?;
+        let c = self.controller(r, None)?;
         let snap = c.latest_or_wait(self.first_decision_wait).await;
         active_answer(snap.as_deref()).map_err(|e| Status::unavailable(e.to_string()))
     }
@@ -88,15 +88,9 @@ impl ScalerService {
         let r = req.scaled_object_ref.as_ref().ok_or_else(|| {
             Status::invalid_argument("GetMetricsRequest.scaledObjectRef is required")
         })?;
-        let c = self.controller(r)?;
+        // The metric is checked before a controller starts: a wrong name starts nothing.
+        let c = self.controller(r, Some(&req.metric_name))?;
         let expected = &c.config.metric_name;
-        let asked = strip_index_prefix(&req.metric_name);
-        if !asked.is_empty() && asked != expected {
-            return Err(Status::invalid_argument(format!(
-                "metricName {:?} is not served for this ScaledObject; expected {expected:?} (optionally with an sN- prefix)",
-                req.metric_name
-            )));
-        }
         let snap = c.latest_or_wait(self.first_decision_wait).await;
         let desired =
             metric_answer(snap.as_deref()).map_err(|e| Status::unavailable(e.to_string()))?;
@@ -107,6 +101,17 @@ impl ScalerService {
                 metric_value_float: f64::from(desired),
             }],
         })
+    }
+}
+
+/// The gRPC status of a registry refusal: bad input is the caller's to fix, a full registry
+/// is a limit (RESOURCE_EXHAUSTED, naming it).
+fn status(e: RegistryError) -> Status {
+    match e {
+        RegistryError::Metadata(_)
+        | RegistryError::BadRef(_)
+        | RegistryError::UnknownMetric { .. } => Status::invalid_argument(e.to_string()),
+        RegistryError::TooMany(_) => Status::resource_exhausted(e.to_string()),
     }
 }
 
@@ -144,7 +149,7 @@ impl ExternalScaler for ScalerService {
     ) -> Result<Response<Self::StreamIsActiveStream>, Status> {
         let watch = Stopwatch::start();
         let r = request.into_inner();
-        let result = self.controller(&r);
+        let result = self.controller(&r, None);
         self.record("StreamIsActive", watch, &result);
         let controller = result?;
         let registry = self.registry.clone();
@@ -187,10 +192,10 @@ impl ExternalScaler for ScalerService {
                     return;
                 }
                 // The controller was replaced or dropped: follow its successor.
-                match registry.controller(&r.namespace, &r.name, &r.scaler_metadata) {
+                match registry.controller(&r.namespace, &r.name, &r.scaler_metadata, None) {
                     Ok(next) => controller = next,
                     Err(e) => {
-                        let _ = tx.send(Err(Status::invalid_argument(e.to_string()))).await;
+                        let _ = tx.send(Err(status(e))).await;
                         return;
                     }
                 }
@@ -207,7 +212,7 @@ impl ExternalScaler for ScalerService {
     ) -> Result<Response<GetMetricSpecResponse>, Status> {
         let watch = Stopwatch::start();
         let result = self
-            .controller(request.get_ref())
+            .controller(request.get_ref(), None)
             .map(|c| GetMetricSpecResponse {
                 metric_specs: vec![MetricSpec {
                     metric_name: c.config.metric_name.clone(),

@@ -536,6 +536,7 @@ pub async fn run_record(
     let mut writer = Writer::new(std::io::BufWriter::new(file), &header)?;
     let start = Stopwatch::start();
     let timeout = Duration::from_millis(cfg.scrape_timeout_ms);
+    let slots = scraper.slots("record");
     let mut tick = tokio::time::interval(Duration::from_secs_f64(interval));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -552,7 +553,7 @@ pub async fn run_record(
         let t_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut targets: Vec<(String, TargetRole)> = Vec::new();
         let mut scrapes = Vec::new();
-        match crate::discover::discover(&cfg.discovery, &scraper, timeout).await {
+        match crate::discover::discover(&cfg.discovery, &scraper, &slots, timeout).await {
             Ok(urls) => targets.extend(urls.into_iter().map(|u| (u, TargetRole::Worker))),
             Err(e) => eprintln!("\nrecord: discovery failed: {e}"),
         }
@@ -563,8 +564,9 @@ pub async fn run_record(
         );
         let fetches = targets.into_iter().map(|(url, role)| {
             let scraper = scraper.clone();
+            let slots = slots.clone();
             async move {
-                let page = scraper.fetch(&url, timeout).await;
+                let page = scraper.fetch(&url, timeout, &slots).await;
                 Scrape::new(url, role, page)
             }
         });

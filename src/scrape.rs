@@ -4,10 +4,11 @@
 //! it never blocks other targets (each runs in its own task) or any RPC (RPCs only read
 //! snapshots).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::allow::{AllowList, AllowingResolver};
 use crate::core::fleet::{StaleKind, StaleReason};
@@ -19,6 +20,15 @@ pub struct ScrapeLimits {
     pub max_body_bytes: usize,
     /// Concurrent scrapes across the whole server.
     pub concurrency: usize,
+    /// Concurrent scrapes of one ScaledObject (its own slow targets wait on each other, not on
+    /// other ScaledObjects').
+    pub concurrency_per_scaledobject: usize,
+    /// Concurrent scrapes of all ScaledObjects of one namespace, so one tenant cannot hold
+    /// every server-wide slot.
+    pub concurrency_per_namespace: usize,
+    /// Honour `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY` for scrapes. Off by default: pods scrape
+    /// pod IPs, and a proxy would fetch names the allow-list never saw resolve.
+    pub use_proxy: bool,
     /// Most lines (series and comments) a page may have; a label explosion beyond it marks
     /// the target stale instead of costing parse time and memory.
     pub max_series: usize,
@@ -37,6 +47,11 @@ pub struct ScrapeLimits {
 pub const DEFAULT_MAX_BODY_BYTES: usize = 8 << 20;
 /// Default concurrent scrapes (`--scrape-concurrency`).
 pub const DEFAULT_CONCURRENCY: usize = 64;
+/// Default concurrent scrapes of one ScaledObject (`--scrape-concurrency-per-scaledobject`).
+pub const DEFAULT_CONCURRENCY_PER_SCALEDOBJECT: usize = 16;
+/// Default concurrent scrapes of one namespace (`--scrape-concurrency-per-namespace`): half
+/// the server's, so no one tenant can hold every slot.
+pub const DEFAULT_CONCURRENCY_PER_NAMESPACE: usize = 32;
 /// Default most lines per page (`--max-series-per-scrape`).
 pub const DEFAULT_MAX_SERIES: usize = 50_000;
 /// Default most targets per ScaledObject (`--max-targets-per-scaledobject`).
@@ -47,6 +62,9 @@ impl Default for ScrapeLimits {
         ScrapeLimits {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             concurrency: DEFAULT_CONCURRENCY,
+            concurrency_per_scaledobject: DEFAULT_CONCURRENCY_PER_SCALEDOBJECT,
+            concurrency_per_namespace: DEFAULT_CONCURRENCY_PER_NAMESPACE,
+            use_proxy: false,
             max_series: DEFAULT_MAX_SERIES,
             allow: Arc::new(AllowList::default()),
             max_targets: DEFAULT_MAX_TARGETS,
@@ -56,11 +74,15 @@ impl Default for ScrapeLimits {
     }
 }
 
-/// A shared HTTP client plus the server-wide concurrency bound.
+/// A shared HTTP client plus the concurrency bounds (server, namespace, ScaledObject).
 #[derive(Debug, Clone)]
 pub struct Scraper {
     client: reqwest::Client,
     permits: Arc<Semaphore>,
+    namespaces: Arc<Mutex<HashMap<String, Weak<Semaphore>>>>,
+    per_namespace: usize,
+    per_scaledobject: usize,
+    use_proxy: bool,
     max_body_bytes: usize,
     max_series: usize,
     allow: Arc<AllowList>,
@@ -104,18 +126,62 @@ fn tls_config(ca_pem: Option<&[u8]>) -> Result<tokio_rustls::rustls::ClientConfi
     Ok(config)
 }
 
+/// Every detail passes through the redactor: HTTP client errors quote the URL.
 fn stale(kind: StaleKind, detail: impl Into<String>) -> StaleReason {
     StaleReason {
         kind,
-        detail: detail.into(),
+        detail: crate::redact::text(&detail.into()),
     }
 }
 
+/// The scrape slots of one ScaledObject: its own, and its namespace's (shared with the other
+/// ScaledObjects there). Taken before a server-wide slot, so a tenant whose targets hang waits
+/// on itself.
+#[derive(Debug, Clone)]
+pub struct Slots {
+    scaledobject: Arc<Semaphore>,
+    namespace: Arc<Semaphore>,
+}
+
+/// Which bound a scrape waited on when its timeout ran out before it could start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bound {
+    ScaledObject,
+    Namespace,
+    Server,
+}
+
+impl Bound {
+    fn describe(self) -> &'static str {
+        match self {
+            Bound::ScaledObject => {
+                "this ScaledObject's other targets hold all of its scrape slots (--scrape-concurrency-per-scaledobject)"
+            }
+            Bound::Namespace => {
+                "this namespace's ScaledObjects hold all of its scrape slots (--scrape-concurrency-per-namespace)"
+            }
+            Bound::Server => "every server-wide scrape slot is taken (--scrape-concurrency)",
+        }
+    }
+}
+
+/// The three permits one scrape holds while it runs.
+struct Held {
+    _scaledobject: OwnedSemaphorePermit,
+    _namespace: OwnedSemaphorePermit,
+    _server: OwnedSemaphorePermit,
+}
+
 impl Scraper {
-    /// Builds the client. Redirects are not followed: a target is the URL it was given.
+    /// Builds the client. Redirects are not followed: a target is the URL it was given; proxy
+    /// variables are ignored unless `use_proxy` is set.
     pub fn new(limits: &ScrapeLimits) -> Result<Scraper, ScraperError> {
         crate::tls::install_crypto_provider();
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if !limits.use_proxy {
+            builder = builder.no_proxy();
+        }
+        let client = builder
             .tls_backend_preconfigured(tls_config(limits.ca_pem.as_deref())?)
             .redirect(reqwest::redirect::Policy::none())
             .dns_resolver(Arc::new(AllowingResolver(limits.allow.clone())))
@@ -125,12 +191,38 @@ impl Scraper {
         Ok(Scraper {
             client,
             permits: Arc::new(Semaphore::new(limits.concurrency.max(1))),
+            namespaces: Arc::new(Mutex::new(HashMap::new())),
+            per_namespace: limits.concurrency_per_namespace.max(1),
+            per_scaledobject: limits.concurrency_per_scaledobject.max(1),
+            use_proxy: limits.use_proxy,
             max_body_bytes: limits.max_body_bytes,
             max_series: limits.max_series.max(1),
             allow: limits.allow.clone(),
             bearer_token_file: limits.bearer_token_file.clone(),
             max_targets: limits.max_targets.max(1),
         })
+    }
+
+    /// Fresh slots for a new ScaledObject controller in `namespace`.
+    pub fn slots(&self, namespace: &str) -> Slots {
+        let mut map = self
+            .namespaces
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Namespaces whose controllers are all gone have no strong reference left.
+        map.retain(|_, w| w.strong_count() > 0);
+        let namespace = match map.get(namespace).and_then(Weak::upgrade) {
+            Some(s) => s,
+            None => {
+                let s = Arc::new(Semaphore::new(self.per_namespace));
+                map.insert(namespace.to_string(), Arc::downgrade(&s));
+                s
+            }
+        };
+        Slots {
+            scaledobject: Arc::new(Semaphore::new(self.per_scaledobject)),
+            namespace,
+        }
     }
 
     /// Most targets one ScaledObject may have.
@@ -156,44 +248,119 @@ impl Scraper {
         else {
             return Ok(());
         };
-        if self.allow.ip_allowed(ip) {
-            Ok(())
-        } else {
-            Err(stale(
-                StaleKind::NotAllowed,
-                format!("{ip} is outside --allow-targets"),
-            ))
+        match self.allow.refusal(ip) {
+            None => Ok(()),
+            Some(why) => Err(stale(StaleKind::NotAllowed, why)),
         }
     }
 
     /// Fetches a URL discovered from an allowed Service name: its IP was already checked
     /// against the allow-list when the name resolved.
-    pub async fn fetch_vouched(&self, url: &str, timeout: Duration) -> Result<String, StaleReason> {
-        self.fetch_checked(url, timeout).await
+    pub async fn fetch_vouched(
+        &self,
+        url: &str,
+        timeout: Duration,
+        slots: &Slots,
+    ) -> Result<String, StaleReason> {
+        self.fetch_checked(url, timeout, slots).await
     }
 
-    /// Fetches `url` within `timeout` (waiting for a concurrency permit included).
-    pub async fn fetch(&self, url: &str, timeout: Duration) -> Result<String, StaleReason> {
+    /// Fetches `url` within `timeout`, the wait for a scrape slot included.
+    pub async fn fetch(
+        &self,
+        url: &str,
+        timeout: Duration,
+        slots: &Slots,
+    ) -> Result<String, StaleReason> {
         self.check_literal(url)?;
-        self.fetch_checked(url, timeout).await
+        self.fetch_checked(url, timeout, slots).await
     }
 
-    async fn fetch_checked(&self, url: &str, timeout: Duration) -> Result<String, StaleReason> {
-        match tokio::time::timeout(timeout, self.fetch_unbounded(url)).await {
+    async fn fetch_checked(
+        &self,
+        url: &str,
+        timeout: Duration,
+        slots: &Slots,
+    ) -> Result<String, StaleReason> {
+        let deadline = crate::clock::deadline(timeout);
+        if self.use_proxy {
+            // Through a proxy the client never resolves the target itself, so the allow-list
+            // is checked here, before anything is sent.
+            tokio::time::timeout_at(deadline, self.check_name(url))
+                .await
+                .map_err(|_| {
+                    stale(
+                        StaleKind::Timeout,
+                        format!("resolving the target took longer than {timeout:?}"),
+                    )
+                })??;
+        }
+        let _held = self.acquire(slots, deadline).await.map_err(|bound| {
+            stale(
+                StaleKind::PermitWait,
+                format!(
+                    "not scraped: no slot within {timeout:?} because {}",
+                    bound.describe()
+                ),
+            )
+        })?;
+        match tokio::time::timeout_at(deadline, self.fetch_unbounded(url)).await {
             Ok(result) => result,
             Err(_) => Err(stale(
                 StaleKind::Timeout,
-                format!("no complete answer within {timeout:?}"),
+                format!("the worker gave no complete answer within {timeout:?}"),
             )),
         }
     }
 
-    async fn fetch_unbounded(&self, url: &str) -> Result<String, StaleReason> {
-        let _permit = self
-            .permits
-            .acquire()
+    /// Refuses a target whose host name resolves to no allowed address.
+    async fn check_name(&self, url: &str) -> Result<(), StaleReason> {
+        let Ok(parsed) = reqwest::Url::parse(url) else {
+            return Ok(());
+        };
+        let Some(host) = parsed.host_str() else {
+            return Ok(());
+        };
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if bare.parse::<std::net::IpAddr>().is_ok() {
+            return Ok(()); // a literal, checked by check_literal
+        }
+        let port = parsed.port_or_known_default().unwrap_or(80);
+        let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((bare, port))
             .await
-            .map_err(|_| stale(StaleKind::Connect, "scraper shut down"))?;
+            .map_err(|e| stale(StaleKind::Connect, format!("resolving {bare}: {e}")))?
+            .collect();
+        if self.allow.filter_resolved(bare, addrs).is_empty() {
+            Err(stale(
+                StaleKind::NotAllowed,
+                format!("{bare} resolves to no address allowed by --allow-targets"),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn acquire(&self, slots: &Slots, deadline: tokio::time::Instant) -> Result<Held, Bound> {
+        let take = |sem: &Arc<Semaphore>, bound: Bound| {
+            let sem = sem.clone();
+            async move {
+                match tokio::time::timeout_at(deadline, sem.acquire_owned()).await {
+                    Ok(Ok(p)) => Ok(p),
+                    _ => Err(bound),
+                }
+            }
+        };
+        let scaledobject = take(&slots.scaledobject, Bound::ScaledObject).await?;
+        let namespace = take(&slots.namespace, Bound::Namespace).await?;
+        let server = take(&self.permits, Bound::Server).await?;
+        Ok(Held {
+            _scaledobject: scaledobject,
+            _namespace: namespace,
+            _server: server,
+        })
+    }
+
+    async fn fetch_unbounded(&self, url: &str) -> Result<String, StaleReason> {
         // Python clients would rename `vllm:` to `vllm_` in OpenMetrics; ask for 0.0.4 text.
         let mut req = self.client.get(url).header(
             reqwest::header::ACCEPT,

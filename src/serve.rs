@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -30,6 +29,18 @@ pub struct ServeOptions {
     pub first_decision_wait: Duration,
     /// Serve gRPC over TLS with these certificates (plain-text when `None`).
     pub tls: Option<TlsOptions>,
+    /// File holding the bearer token `/debug/` requires (open when `None`).
+    pub admin_token_file: Option<std::path::PathBuf>,
+    /// Most gRPC connections at once.
+    pub grpc_max_connections: usize,
+    /// Most concurrent HTTP/2 streams per gRPC connection.
+    pub grpc_max_concurrent_streams: u32,
+    /// Most admin HTTP connections at once.
+    pub http_max_connections: usize,
+    /// Longest a gRPC connection may take to send the HTTP/2 preface.
+    pub grpc_preface_timeout: Duration,
+    /// Longest the admin server waits for headers, and between requests on one connection.
+    pub http_header_timeout: Duration,
 }
 
 /// How long a new ScaledObject's first RPC waits for its first decision rather than failing
@@ -43,6 +54,12 @@ impl Default for ServeOptions {
             scrape: ScrapeLimits::default(),
             first_decision_wait: DEFAULT_FIRST_DECISION_WAIT,
             tls: None,
+            admin_token_file: None,
+            grpc_max_connections: crate::listen::DEFAULT_GRPC_MAX_CONNECTIONS,
+            grpc_max_concurrent_streams: crate::listen::DEFAULT_GRPC_MAX_STREAMS,
+            http_max_connections: crate::listen::DEFAULT_HTTP_MAX_CONNECTIONS,
+            grpc_preface_timeout: crate::listen::GRPC_PREFACE_TIMEOUT,
+            http_header_timeout: crate::listen::HTTP_HEADER_TIMEOUT,
         }
     }
 }
@@ -97,8 +114,17 @@ pub async fn run(
     info!(grpc = %grpc.local_addr()?, http = %http.local_addr()?, tls = tls.is_some(), "keda-llm-scaler serving");
     let grpc_shutdown = shutdown.clone();
     let router = tonic::transport::Server::builder()
+        // Advertised in SETTINGS: a client cannot open more, so never-read streams cannot
+        // pile up on one connection.
+        .max_concurrent_streams(Some(options.grpc_max_concurrent_streams.max(1)))
+        // Dead or silent peers are found and their connection closed.
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_service(health_service)
-        .add_service(ExternalScalerServer::new(service));
+        .add_service(
+            ExternalScalerServer::new(service)
+                .max_decoding_message_size(crate::listen::GRPC_MAX_MESSAGE_BYTES),
+        );
     let stop = async move { grpc_shutdown.cancelled().await };
     let grpc_task = match tls {
         Some(state) => {
@@ -106,19 +132,19 @@ pub async fn run(
                 grpc,
                 state,
                 Duration::from_secs(10),
+                options.grpc_max_connections,
                 shutdown.clone(),
                 telemetry.clone(),
             );
             tokio::spawn(router.serve_with_incoming_shutdown(incoming, stop))
         }
         None => {
-            // Small gRPC responses must not wait for Nagle's algorithm against the peer's
-            // delayed ACK (a 40 ms stall on Linux).
-            let incoming = tokio_stream::StreamExt::map(TcpListenerStream::new(grpc), |conn| {
-                conn.inspect(|tcp| {
-                    let _ = tcp.set_nodelay(true);
-                })
-            });
+            let incoming = crate::listen::grpc_plain(
+                grpc,
+                options.grpc_max_connections,
+                options.grpc_preface_timeout,
+                shutdown.clone(),
+            );
             tokio::spawn(router.serve_with_incoming_shutdown(incoming, stop))
         }
     };
@@ -126,13 +152,15 @@ pub async fn run(
         registry,
         telemetry,
         ready: ready.clone(),
+        token_file: options.admin_token_file.clone().map(Arc::new),
     });
-    let http_shutdown = shutdown.clone();
-    let http_task = tokio::spawn(async move {
-        axum::serve(http, app)
-            .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
-            .await
-    });
+    let http_task = tokio::spawn(crate::listen::serve_http(
+        http,
+        app,
+        options.http_max_connections,
+        options.http_header_timeout,
+        shutdown.clone(),
+    ));
     ready.store(true, Ordering::Relaxed);
 
     shutdown.cancelled().await;
@@ -145,10 +173,7 @@ pub async fn run(
         .await
         .context("gRPC server task")?
         .context("gRPC server")?;
-    http_task
-        .await
-        .context("HTTP server task")?
-        .context("HTTP server")?;
+    http_task.await.context("HTTP server task")?;
     Ok(())
 }
 

@@ -16,16 +16,19 @@ use prometheus_client::registry::Registry;
 
 use crate::controller::Snapshot;
 
-/// Labels identifying one ScaledObject.
+/// Labels identifying one trigger of one ScaledObject.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 pub struct SoLabels {
     /// ScaledObject namespace.
     pub namespace: String,
     /// ScaledObject name.
     pub scaledobject: String,
+    /// The trigger: a short fingerprint of its metadata (KEDA sends no trigger index), so two
+    /// triggers of one ScaledObject keep separate series.
+    pub trigger: String,
 }
 
-/// ScaledObject plus a bounded qualifier (reason, stat, state, result).
+/// ScaledObject trigger plus a bounded qualifier (reason, stat, state, result).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 pub struct SoKindLabels {
     /// ScaledObject namespace.
@@ -34,6 +37,8 @@ pub struct SoKindLabels {
     pub scaledobject: String,
     /// Bounded qualifier.
     pub kind: String,
+    /// The trigger's metadata fingerprint (see [`SoLabels::trigger`]).
+    pub trigger: String,
 }
 
 /// gRPC method and status code.
@@ -51,6 +56,14 @@ pub struct KindLabels {
     /// Bounded qualifier.
     pub kind: String,
 }
+
+/// Every `kind` of `keda_llm_scaler_tls_events_total`.
+pub const TLS_EVENT_KINDS: [&str; 4] = [
+    "handshake_failed",
+    "handshake_timeout",
+    "reloaded",
+    "reload_rejected",
+];
 
 /// gRPC method only.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -232,6 +245,15 @@ impl Telemetry {
             "TLS handshakes that failed or timed out, and certificate reloads done or rejected",
             t.tls_events.clone(),
         );
+        // Every family is exported from the start ("avoid missing metrics"): a dashboard's
+        // rate() over TLS events has a series before the first handshake fails.
+        for k in TLS_EVENT_KINDS {
+            t.tls_events
+                .get_or_create(&KindLabels {
+                    kind: k.to_string(),
+                })
+                .inc_by(0);
+        }
         Telemetry {
             registry: Arc::new(r),
             ..t
@@ -421,6 +443,7 @@ fn kind(so: &SoLabels, k: &str) -> SoKindLabels {
         namespace: so.namespace.clone(),
         scaledobject: so.scaledobject.clone(),
         kind: k.to_string(),
+        trigger: so.trigger.clone(),
     }
 }
 

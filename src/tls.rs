@@ -240,23 +240,19 @@ pub fn incoming(
     listener: TcpListener,
     state: Arc<TlsState>,
     handshake_timeout: Duration,
+    max_connections: usize,
     shutdown: CancellationToken,
     telemetry: Telemetry,
-) -> tokio_stream::wrappers::ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
+) -> tokio_stream::wrappers::ReceiverStream<
+    Result<crate::listen::Admitted<TlsStream<TcpStream>>, std::io::Error>,
+> {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
     tokio::spawn(async move {
-        loop {
-            let (tcp, peer) = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                accepted = listener.accept() => match accepted {
-                    Ok(x) => x,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off rather than spin.
-                        warn!(error = %e, "accepting a gRPC connection failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
+        while let Some((tcp, peer)) = crate::listen::accept(&listener, &shutdown).await {
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                debug!(%peer, "gRPC connection refused: --grpc-max-connections reached");
+                continue;
             };
             let _ = tcp.set_nodelay(true);
             let acceptor = TlsAcceptor::from(state.config());
@@ -265,7 +261,9 @@ pub fn incoming(
             tokio::spawn(async move {
                 match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                     Ok(Ok(stream)) => {
-                        let _ = tx.send(Ok(stream)).await;
+                        let _ = tx
+                            .send(Ok(crate::listen::Admitted::new(stream, slot)))
+                            .await;
                     }
                     Ok(Err(e)) => {
                         telemetry.tls_event("handshake_failed");

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::expo::{self, Sample, ScanStats};
 use super::histogram::Histogram;
+use super::limits::MAX_TTFT_BUCKETS;
 
 /// Which engine dialects to read. `Auto` accepts every family, in priority order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -210,6 +211,17 @@ pub struct WorkerMetrics {
     pub requests_total: Option<f64>,
 }
 
+/// Why a page that parsed cannot be used: a value no engine would report, which must never
+/// be summed as if it were load (a negative gauge would lower the fleet's demand; a NaN
+/// would read as zero).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unusable {
+    /// A gauge or counter the scaler reads is negative, NaN or infinite.
+    InvalidValue(String),
+    /// A TTFT histogram series has more buckets than [`MAX_TTFT_BUCKETS`].
+    TooManyBuckets(String),
+}
+
 /// The result of reading one page: the numbers plus the scanner's counts.
 #[derive(Debug, Clone, Default)]
 pub struct Extracted {
@@ -217,6 +229,8 @@ pub struct Extracted {
     pub metrics: WorkerMetrics,
     /// Scanner statistics (malformed lines are counted there).
     pub stats: ScanStats,
+    /// Set when the page holds a value that makes the whole reading invalid.
+    pub unusable: Option<Unusable>,
 }
 
 /// Compares metric names treating `:` and `_` as equal.
@@ -303,6 +317,22 @@ struct Accumulator {
     buckets: BTreeMap<usize, BTreeMap<String, Vec<(f64, f64)>>>,
     created: BTreeMap<usize, BTreeMap<String, f64>>,
     cache_config_tokens: Option<f64>,
+    /// The first value that makes the page unusable.
+    unusable: Option<Unusable>,
+}
+
+/// A value an engine can report for the families the scaler reads: gauges, counters and
+/// bucket counts are all finite and non-negative.
+fn valid_value(v: f64) -> bool {
+    v.is_finite() && v >= 0.0
+}
+
+impl Accumulator {
+    fn refuse(&mut self, why: impl FnOnce() -> Unusable) {
+        if self.unusable.is_none() {
+            self.unusable = Some(why());
+        }
+    }
 }
 
 /// Reads one page. `model` restricts samples carrying a `model`/`model_name` label to that
@@ -319,17 +349,39 @@ pub fn extract(body: &str, engine: Engine, model: Option<&str>) -> Extracted {
             let Some((index, part)) = classify(sample.name, engine) else {
                 return;
             };
+            if acc.unusable.is_some() {
+                return;
+            }
             match part {
                 Part::Bucket => {
                     let Some(le) = sample.label("le").and_then(|v| v.parse::<f64>().ok()) else {
                         return;
                     };
-                    acc.buckets
+                    if !valid_value(sample.value) || le.is_nan() {
+                        acc.refuse(|| {
+                            Unusable::InvalidValue(format!(
+                                "{}{{le=\"{le}\"}} is {}",
+                                sample.name, sample.value
+                            ))
+                        });
+                        return;
+                    }
+                    let series = acc
+                        .buckets
                         .entry(index)
                         .or_default()
                         .entry(series_key(&sample))
-                        .or_default()
-                        .push((le, sample.value));
+                        .or_default();
+                    if series.len() >= MAX_TTFT_BUCKETS {
+                        acc.refuse(|| {
+                            Unusable::TooManyBuckets(format!(
+                                "{} has more than {MAX_TTFT_BUCKETS} buckets in one series",
+                                sample.name
+                            ))
+                        });
+                        return;
+                    }
+                    series.push((le, sample.value));
                 }
                 Part::Created => {
                     acc.created
@@ -350,7 +402,13 @@ pub fn extract(body: &str, engine: Engine, model: Option<&str>) -> Extracted {
                         }
                         return;
                     }
-                    if !sample.value.is_finite() {
+                    if !valid_value(sample.value) {
+                        acc.refuse(|| {
+                            Unusable::InvalidValue(format!(
+                                "{} is {}",
+                                FAMILIES[index].2, sample.value
+                            ))
+                        });
                         return;
                     }
                     let slot = acc.plain.entry(index).or_insert((0.0, 0));
@@ -360,9 +418,11 @@ pub fn extract(body: &str, engine: Engine, model: Option<&str>) -> Extracted {
             }
         },
     );
+    let unusable = acc.unusable.take();
     Extracted {
         metrics: acc.finish(),
         stats,
+        unusable,
     }
 }
 
@@ -507,6 +567,45 @@ mod tests {
             m.ttft["engine=0"].buckets,
             vec![(0.5, 3.0), (f64::INFINITY, 4.0)]
         );
+    }
+
+    #[test]
+    fn negative_and_non_finite_values_make_the_page_unusable() {
+        for bad in ["-1000", "NaN", "+Inf", "-Inf"] {
+            let page = format!(
+                "vllm:num_requests_running{{engine=\"0\"}} 30\nvllm:num_requests_waiting{{engine=\"0\"}} {bad}\n"
+            );
+            let e = extract(&page, Engine::Auto, None);
+            match e.unusable {
+                Some(Unusable::InvalidValue(d)) => {
+                    assert!(d.contains("vllm:num_requests_waiting"), "{d}")
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        let bucket = "vllm:time_to_first_token_seconds_bucket{le=\"0.5\"} -3\n";
+        assert!(matches!(
+            extract(bucket, Engine::Auto, None).unusable,
+            Some(Unusable::InvalidValue(_))
+        ));
+        // Another model's bad sample is not this ScaledObject's business.
+        let other = "vllm:num_requests_waiting{model_name=\"b\"} -1\nvllm:num_requests_waiting{model_name=\"a\"} 2\n";
+        let e = extract(other, Engine::Auto, Some("a"));
+        assert_eq!((e.unusable, e.metrics.waiting), (None, Some(2.0)));
+    }
+
+    #[test]
+    fn a_histogram_with_too_many_buckets_is_refused() {
+        let mut page = String::new();
+        for i in 0..=MAX_TTFT_BUCKETS {
+            page.push_str(&format!(
+                "vllm:time_to_first_token_seconds_bucket{{le=\"{i}\"}} {i}\n"
+            ));
+        }
+        assert!(matches!(
+            extract(&page, Engine::Auto, None).unusable,
+            Some(Unusable::TooManyBuckets(_))
+        ));
     }
 
     #[test]

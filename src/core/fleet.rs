@@ -14,8 +14,9 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::Serialize;
 
-use super::extract::{Engine, Extracted, WorkerMetrics, extract};
+use super::extract::{Engine, Extracted, Unusable, WorkerMetrics, extract};
 use super::histogram::{DeltaError, Histogram};
+use super::limits::{MAX_MERGED_TTFT_BUCKETS, WINDOW_SLOTS};
 
 /// Whether a target is an inference worker or a (Dynamo) frontend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -47,11 +48,18 @@ pub enum StaleKind {
     TooManySeries,
     /// The target is outside `--allow-targets`.
     NotAllowed,
+    /// A value the scaler reads is negative, NaN or infinite: the whole reading is invalid.
+    InvalidValue,
+    /// No scrape slot of this ScaledObject freed up within the timeout (its own other
+    /// targets are slow), so the target was never asked: the worker itself may be fine.
+    PermitWait,
+    /// Service discovery (DNS, HTTP SD) failed or returned something unusable.
+    Discovery,
 }
 
 impl StaleKind {
     /// Every kind, for metric label sets.
-    pub const ALL: [StaleKind; 8] = [
+    pub const ALL: [StaleKind; 11] = [
         StaleKind::Connect,
         StaleKind::Timeout,
         StaleKind::HttpStatus,
@@ -60,6 +68,9 @@ impl StaleKind {
         StaleKind::NoKnownMetrics,
         StaleKind::TooManySeries,
         StaleKind::NotAllowed,
+        StaleKind::InvalidValue,
+        StaleKind::PermitWait,
+        StaleKind::Discovery,
     ];
 
     /// Stable label value.
@@ -73,6 +84,9 @@ impl StaleKind {
             StaleKind::NoKnownMetrics => "no_known_metrics",
             StaleKind::TooManySeries => "too_many_series",
             StaleKind::NotAllowed => "not_allowed",
+            StaleKind::InvalidValue => "invalid_value",
+            StaleKind::PermitWait => "permit_wait",
+            StaleKind::Discovery => "discovery",
         }
     }
 }
@@ -113,7 +127,29 @@ impl Observation {
         let (outcome, parse_errors) = match page {
             Err(reason) => (Err(reason), 0),
             Ok(body) => {
-                let Extracted { metrics, stats } = extract(&body, engine, model);
+                let Extracted {
+                    metrics,
+                    stats,
+                    unusable,
+                } = extract(&body, engine, model);
+                if let Some(why) = unusable {
+                    let reason = match why {
+                        Unusable::InvalidValue(detail) => StaleReason {
+                            kind: StaleKind::InvalidValue,
+                            detail,
+                        },
+                        Unusable::TooManyBuckets(detail) => StaleReason {
+                            kind: StaleKind::TooManySeries,
+                            detail,
+                        },
+                    };
+                    return Observation {
+                        id,
+                        role,
+                        outcome: Err(reason),
+                        parse_errors: stats.errors,
+                    };
+                }
                 let known = metrics.dialect.is_some()
                     || metrics.waiting.is_some()
                     || metrics.running.is_some();
@@ -285,8 +321,17 @@ impl Fleet {
                     let fresh_baseline = state
                         .last_ok_ms
                         .is_some_and(|t| now_ms.saturating_sub(t) <= cfg.window_ms);
-                    if counts_latency && fresh_baseline {
-                        accumulate(&state.baseline, &metrics, &mut entry);
+                    if counts_latency
+                        && fresh_baseline
+                        && accumulate(&state.baseline, &metrics, &mut entry).is_err()
+                    {
+                        state.stale = Some(StaleReason {
+                            kind: StaleKind::TooManySeries,
+                            detail: format!(
+                                "TTFT bucket bounds differ from the fleet's: merging them would pass {MAX_MERGED_TTFT_BUCKETS} distinct bounds"
+                            ),
+                        });
+                        continue;
                     }
                     state.baseline = Baseline {
                         ttft: metrics.ttft.clone(),
@@ -307,7 +352,7 @@ impl Fleet {
         if busy || entry.requests > 0.0 {
             self.last_demand_ms = Some(now_ms);
         }
-        self.window.push_back(entry);
+        self.push_window(cfg, entry);
         while self
             .window
             .front()
@@ -316,6 +361,34 @@ impl Fleet {
             self.window.pop_front();
         }
         self.last_cycle_ms = Some(now_ms);
+    }
+
+    /// Adds one cycle to the window, folding it into the latest slot when both fall within
+    /// the same `window / WINDOW_SLOTS`, so the window's size does not depend on the interval.
+    fn push_window(&mut self, cfg: &SignalConfig, entry: CycleEntry) {
+        let slot_ms = (cfg.window_ms / WINDOW_SLOTS).max(1);
+        if let Some(last) = self.window.back_mut()
+            && last.at_ms / slot_ms == entry.at_ms / slot_ms
+            && (last.ttft.same_bounds(&entry.ttft)
+                || last.ttft.buckets.len() + entry.ttft.buckets.len() <= MAX_MERGED_TTFT_BUCKETS)
+        {
+            last.ttft.add(&entry.ttft);
+            last.span_ms += entry.span_ms;
+            last.requests += entry.requests;
+            last.preemptions += entry.preemptions;
+            return;
+        }
+        self.window.push_back(entry);
+        // Only bucket sets that keep changing can get here: the oldest slot goes rather than
+        // the window growing.
+        while self.window.len() > 2 * WINDOW_SLOTS as usize {
+            self.window.pop_front();
+        }
+    }
+
+    /// Slots currently held by the TTFT window (bounded by `2 x WINDOW_SLOTS`).
+    pub fn window_len(&self) -> usize {
+        self.window.len()
     }
 
     /// Fresh targets (latest observation succeeded), optionally of one role.
@@ -418,8 +491,16 @@ impl Fleet {
     }
 }
 
+/// The fleet-wide histogram of a cycle would hold more than [`MAX_MERGED_TTFT_BUCKETS`].
+#[derive(Debug)]
+struct TooManyBounds;
+
 /// Adds this observation's increase over `baseline` to the cycle entry.
-fn accumulate(baseline: &Baseline, now: &WorkerMetrics, entry: &mut CycleEntry) {
+fn accumulate(
+    baseline: &Baseline,
+    now: &WorkerMetrics,
+    entry: &mut CycleEntry,
+) -> Result<(), TooManyBounds> {
     for (series, hist) in &now.ttft {
         let Some(prev) = baseline.ttft.get(series) else {
             continue; // a new series contributes from its second scrape
@@ -437,11 +518,17 @@ fn accumulate(baseline: &Baseline, now: &WorkerMetrics, entry: &mut CycleEntry) 
             }
         };
         if let Ok(delta) = delta {
+            if !entry.ttft.same_bounds(&delta)
+                && entry.ttft.buckets.len() + delta.buckets.len() > MAX_MERGED_TTFT_BUCKETS
+            {
+                return Err(TooManyBounds);
+            }
             entry.ttft.add(&delta);
         }
     }
     entry.requests += counter_increase(baseline.requests, now.requests_total);
     entry.preemptions += counter_increase(baseline.preemptions, now.preemptions_total);
+    Ok(())
 }
 
 /// `increase()` of a counter between two points: the post-reset value after a reset.
@@ -556,6 +643,45 @@ mod tests {
         let s = f.signals(&c);
         assert_eq!(s.ttft_samples, 0.0);
         assert_eq!(s.ttft_seconds, None);
+    }
+
+    #[test]
+    fn window_memory_does_not_depend_on_the_interval() {
+        let c = SignalConfig {
+            window_ms: 3_600_000,
+            ..cfg()
+        };
+        let mut f = Fleet::default();
+        let mut count = 0.0;
+        for cycle in 0..20_000u64 {
+            count += 1.0;
+            f.apply_cycle(
+                &c,
+                cycle * 50,
+                vec![ok("a", page(&[(0.1, count), (INF, count)], 1.0, 0.5))],
+            );
+        }
+        assert!(
+            f.window_len() <= WINDOW_SLOTS as usize,
+            "{}",
+            f.window_len()
+        );
+        // Folding cycles into slots keeps every observation.
+        assert_eq!(f.signals(&c).ttft_samples, 19_999.0);
+    }
+
+    #[test]
+    fn an_invalid_page_is_stale_with_its_reason_never_zero_load() {
+        let obs = Observation::from_page(
+            "w".into(),
+            TargetRole::Worker,
+            Ok("vllm:num_requests_running -1000\nvllm:kv_cache_usage_perc 0.5\n".into()),
+            Engine::Auto,
+            None,
+        );
+        let reason = obs.outcome.expect_err("invalid");
+        assert_eq!(reason.kind, StaleKind::InvalidValue);
+        assert!(reason.detail.contains("-1000"), "{}", reason.detail);
     }
 
     #[test]

@@ -9,4 +9,5 @@ pub mod expo;
 pub mod extract;
 pub mod fleet;
 pub mod histogram;
+pub mod limits;
 pub mod policy;

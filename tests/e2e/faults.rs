@@ -87,13 +87,36 @@ async fn no_scale_down_on_stale_data_and_reasons_are_visible() {
         .await;
     assert_eq!(e["desired_replicas"], 4);
     let metrics = scaler.http_get("/metrics").await;
-    for needle in [
-        r#"keda_llm_scaler_scrapes_total{namespace="llm",scaledobject="faults",kind="timeout"}"#,
-        r#"keda_llm_scaler_scrapes_total{namespace="llm",scaledobject="faults",kind="no_known_metrics"}"#,
-        r#"keda_llm_scaler_scrapes_total{namespace="llm",scaledobject="faults",kind="http_status"}"#,
-        r#"keda_llm_scaler_data_stale{namespace="llm",scaledobject="faults"} 1"#,
+    // Each series also carries the trigger's fingerprint, after these labels.
+    for (needle, value) in [
+        (
+            r#"keda_llm_scaler_scrapes_total{namespace="llm",scaledobject="faults",kind="timeout","#,
+            "",
+        ),
+        (
+            r#"keda_llm_scaler_scrapes_total{namespace="llm",scaledobject="faults",kind="no_known_metrics","#,
+            "",
+        ),
+        (
+            r#"keda_llm_scaler_scrapes_total{namespace="llm",scaledobject="faults",kind="http_status","#,
+            "",
+        ),
+        (
+            r#"keda_llm_scaler_data_stale{namespace="llm",scaledobject="faults","#,
+            "} 1",
+        ),
     ] {
-        assert!(metrics.contains(needle), "missing {needle}");
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with(needle) && l.contains(value)),
+            "missing {needle}..{value} in {}",
+            metrics
+                .lines()
+                .filter(|l| l.contains("data_stale"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
     }
 
     // Control: with every worker fresh and idle, the same policy does scale down, so the

@@ -98,7 +98,7 @@ async fn targets_outside_the_allow_list_are_refused_where_the_author_sees_it() {
         .await;
     let metrics = scaler.http_get("/metrics").await;
     assert!(
-        metrics.contains("keda_llm_scaler_scrapes_total{namespace=\"llm\",scaledobject=\"name\",kind=\"not_allowed\"}"),
+        metrics.contains("keda_llm_scaler_scrapes_total{namespace=\"llm\",scaledobject=\"name\",kind=\"not_allowed\","),
         "{}",
         metrics.lines().filter(|l| l.contains("scrapes_total")).collect::<Vec<_>>().join("\n")
     );

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real server on loopback, a real tonic client, real HTTP workers
 //! serving the real captures in `../shared/fixtures/real-metrics/`.
 
+mod attacks;
 mod common;
 mod faults;
 mod fuzz;
