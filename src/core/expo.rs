@@ -18,6 +18,8 @@
 
 use std::borrow::Cow;
 
+use super::limits::MAX_LABELS_PER_SAMPLE;
+
 /// One label pair; the value is owned only when it contained an escape sequence.
 pub type Label<'a> = (&'a str, Cow<'a, str>);
 
@@ -167,6 +169,9 @@ fn parse_labels<'a>(mut s: &'a str, out: &mut Vec<Label<'a>>) -> Result<&'a str,
         s = s.strip_prefix('=').ok_or("expected '=' after label name")?;
         s = s.trim_start();
         s = s.strip_prefix('"').ok_or("label value must be quoted")?;
+        if out.len() >= MAX_LABELS_PER_SAMPLE {
+            return Err("too many labels on one sample");
+        }
         let (value, after) = parse_quoted(s)?;
         out.push((key, value));
         s = after.trim_start();
@@ -292,12 +297,12 @@ mod tests {
     #[test]
     fn escaped_values_cost_their_own_length_not_the_rest_of_the_line() {
         let mut line = String::from("m{");
-        for i in 0..5_000 {
-            line.push_str(&format!("a{i}=\"\\n\","));
+        for i in 0..MAX_LABELS_PER_SAMPLE {
+            line.push_str(&format!("a{i}=\"\\n{}\",", "x".repeat(i)));
         }
         line.push_str("} 1\n");
         let (s, st) = all(&line);
-        assert_eq!((st.errors, s[0].labels.len()), (0, 5_000));
+        assert_eq!((st.errors, s[0].labels.len()), (0, MAX_LABELS_PER_SAMPLE));
         let reserved: usize = s[0]
             .labels
             .iter()
@@ -306,8 +311,16 @@ mod tests {
                 Cow::Borrowed(_) => 0,
             })
             .sum();
-        // One newline per value: a few bytes each, not the 40 KB left on the line.
-        assert!(reserved < 5_000 * 64, "{reserved} bytes reserved");
+        // Each value costs about its own length, not the rest of the line.
+        let own: usize = (0..MAX_LABELS_PER_SAMPLE).map(|i| i + 1 + 16).sum();
+        assert!(reserved <= own, "{reserved} bytes reserved, {own} needed");
+        let mut too_many = String::from("m{");
+        for i in 0..=MAX_LABELS_PER_SAMPLE {
+            too_many.push_str(&format!("a{i}=\"\","));
+        }
+        too_many.push_str("} 1\n");
+        let (s, st) = all(&too_many);
+        assert_eq!((s.len(), st.errors), (0, 1));
     }
 
     #[test]

@@ -19,3 +19,8 @@ pub const MAX_MERGED_TTFT_BUCKETS: usize = 512;
 /// window costs at most `WINDOW_SLOTS x MAX_MERGED_TTFT_BUCKETS` buckets, not one histogram
 /// per cycle.
 pub const WINDOW_SLOTS: u64 = 256;
+
+/// Most labels one sample line may carry. Real engines use fewer than ten; a line with more
+/// is counted as malformed, so a hostile line cannot make the scanner hold a label list many
+/// times the size of the line.
+pub const MAX_LABELS_PER_SAMPLE: usize = 64;

@@ -327,6 +327,37 @@ fn check_overlay(objs: &[Value], schemas: &Schemas) -> Vec<String> {
         }
     }
 
+    // The scaler's ports admit only KEDA's operator (gRPC) and metrics collectors (HTTP).
+    let policies: Vec<&Value> = objs
+        .iter()
+        .filter(|o| {
+            o["kind"] == "NetworkPolicy"
+                && o["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+                    == "keda-llm-scaler"
+        })
+        .collect();
+    let has_scaler = objs
+        .iter()
+        .any(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "keda-llm-scaler");
+    if has_scaler && policies.is_empty() {
+        problems.push("no NetworkPolicy guards the scaler's ports".into());
+    }
+    for p in &policies {
+        let rules = p["spec"]["ingress"].as_array().cloned().unwrap_or_default();
+        let grpc_from_keda = rules.iter().any(|r| {
+            r["ports"][0]["port"] == "grpc"
+                && r["from"][0]["podSelector"]["matchLabels"]["app"] == "keda-operator"
+        });
+        let every_rule_has_from = rules
+            .iter()
+            .all(|r| r["from"].as_array().is_some_and(|f| !f.is_empty()));
+        if !grpc_from_keda || !every_rule_has_from || rules.len() != 2 {
+            problems.push(format!(
+                "NetworkPolicy must admit gRPC from keda-operator only and HTTP from named namespaces: {rules:?}"
+            ));
+        }
+    }
+
     for so in objs.iter().filter(|o| o["kind"] == "ScaledObject") {
         let ns = so["metadata"]["namespace"].as_str().unwrap_or_default();
         let so_name = so["metadata"]["name"].as_str().unwrap_or_default();
