@@ -705,7 +705,10 @@ pub fn decide(
                 Some(t) => t < 0.7 * cfg.ttft_target_s,
                 None => true,
             };
-            let guards_ok = !backlogged && ttft_ok && pending == 0;
+            // Any stale or invalid worker blocks a scale-down: its load is only assumed (the
+            // contract is no scale-down on missing, stale or invalid data, partial included).
+            let all_fresh = fresh >= ready;
+            let guards_ok = !backlogged && ttft_ok && pending == 0 && all_fresh;
             let since_up = state
                 .last_up_ms
                 .map_or(u64::MAX, |t| now_ms.saturating_sub(t));

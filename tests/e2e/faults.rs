@@ -129,8 +129,10 @@ async fn no_scale_down_on_stale_data_and_reasons_are_visible() {
         workers[1].target(),
         replacement.target()
     );
+    // Other metadata is another trigger with its own controller (the first one keeps running
+    // until idle), so the control has a name of its own.
     let r2 = so_ref(
-        "faults",
+        "faults-control",
         &[
             ("targets", &targets2),
             ("scrapeIntervalSeconds", "0.1"),
@@ -141,7 +143,7 @@ async fn no_scale_down_on_stale_data_and_reasons_are_visible() {
     );
     client.get_metric_spec(r2.clone()).await.unwrap();
     scaler
-        .wait_debug("faults", 5.0, |e| {
+        .wait_debug("faults-control", 5.0, |e| {
             e["signals"]["fresh_workers"] == 3 && e["desired_replicas"] == 1
         })
         .await;

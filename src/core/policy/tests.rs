@@ -435,3 +435,20 @@ fn a_scaler_restarted_into_an_outage_holds_every_discovered_pod() {
     let (d, _) = decide(&cfg(), &PolicyState::default(), &blind, 0);
     assert_eq!((d.desired, d.reason), (8, Reason::DataStale));
 }
+
+#[test]
+fn one_stale_or_invalid_worker_blocks_a_scale_down() {
+    // 10 replicas, 100 in flight would step down after the window (see above); with one of the
+    // ten stale (a timeout, or a page with a negative gauge) the answer never falls.
+    let c = cfg();
+    let mut st = PolicyState::default();
+    for i in 0..200 {
+        let s = Signals {
+            fresh_workers: 9,
+            ..sig(10, 90.0, 0.0)
+        };
+        let (d, next) = decide(&c, &st, &s, i * TICK);
+        assert_eq!(d.desired, 10, "tick {i}: {}", d.detail);
+        st = next;
+    }
+}
