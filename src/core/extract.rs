@@ -75,6 +75,10 @@ enum Role {
     FrontendTotalKvBlocks,
     FrontendKvBlockSize,
     FrontendWorkerActiveBlocks,
+    /// Dynamo >= 1.3: requests waiting inside each worker's engine, as the frontend sees them.
+    FrontendWorkerWaiting,
+    /// Dynamo >= 1.3: requests per frontend pipeline stage (`stage` label), read by stage.
+    FrontendStageRequests,
 }
 
 /// `(dialect, role, family name)`; within a role, earlier rows win.
@@ -110,6 +114,8 @@ const FAMILIES: &[(Engine, Role, &str)] = &[
     (Engine::Vllm, Role::KvUsage, "vllm:gpu_cache_usage_perc"),
     (Engine::Sglang, Role::KvUsage, "sglang:token_usage"),
     (Engine::Trtllm, Role::KvUsage, "trtllm_kv_cache_utilization"),
+    // Dynamo < 1.3 only: from handler start to the first token, so prefill counts as queue.
+    // Used only when the page has neither stage nor worker-waiting families (see `finish`).
     (
         Engine::Dynamo,
         Role::Waiting,
@@ -121,6 +127,12 @@ const FAMILIES: &[(Engine, Role, &str)] = &[
     (Engine::Vllm, Role::Running, "vllm:num_requests_running"),
     (Engine::Sglang, Role::Running, "sglang:num_running_reqs"),
     (Engine::Trtllm, Role::Running, "trtllm_num_requests_running"),
+    // Dynamo >= 1.3 name; `inflight_requests` is its deprecated twin.
+    (
+        Engine::Dynamo,
+        Role::Inflight,
+        "dynamo_frontend_active_requests",
+    ),
     (
         Engine::Dynamo,
         Role::Inflight,
@@ -184,7 +196,22 @@ const FAMILIES: &[(Engine, Role, &str)] = &[
         Role::FrontendWorkerActiveBlocks,
         "dynamo_frontend_worker_active_decode_blocks",
     ),
+    (
+        Engine::Dynamo,
+        Role::FrontendWorkerWaiting,
+        "dynamo_frontend_worker_waiting_requests",
+    ),
+    (
+        Engine::Dynamo,
+        Role::FrontendStageRequests,
+        "dynamo_frontend_stage_requests",
+    ),
 ];
+
+/// Frontend pipeline stages before a worker starts prefilling (`dynamo_frontend_stage_requests`
+/// `stage` values that are queue, not work). `dispatch` is left out: it lasts until the first
+/// token, so it holds every request being prefilled.
+const QUEUE_STAGES: [&str; 2] = ["preprocess", "route"];
 
 /// Everything the scaler reads from one worker's (or frontend's) page.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -209,6 +236,11 @@ pub struct WorkerMetrics {
     pub preemptions_total: Option<f64>,
     /// Cumulative finished (or, for Dynamo, received) requests.
     pub requests_total: Option<f64>,
+    /// Whether `waiting` already counts the engines' own queues. A Dynamo >= 1.3 frontend
+    /// without `worker_waiting_requests` reports only its own (routing) queue, so the workers'
+    /// engine queues are added to it fleet-wide; every other page counts everything it knows.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub waiting_excludes_engines: bool,
 }
 
 /// Why a page that parsed cannot be used: a value no engine would report, which must never
@@ -317,6 +349,9 @@ struct Accumulator {
     buckets: BTreeMap<usize, BTreeMap<String, Vec<(f64, f64)>>>,
     created: BTreeMap<usize, BTreeMap<String, f64>>,
     cache_config_tokens: Option<f64>,
+    /// `dynamo_frontend_stage_requests` summed over the queue stages, and whether the family
+    /// was on the page at all.
+    stage_queue: Option<f64>,
     /// The first value that makes the page unusable.
     unusable: Option<Unusable>,
 }
@@ -390,6 +425,23 @@ pub fn extract(body: &str, engine: Engine, model: Option<&str>) -> Extracted {
                         .insert(series_key(&sample), sample.value);
                 }
                 Part::Plain => {
+                    if FAMILIES[index].1 == Role::FrontendStageRequests {
+                        if !valid_value(sample.value) {
+                            acc.refuse(|| {
+                                Unusable::InvalidValue(format!(
+                                    "{} is {}",
+                                    FAMILIES[index].2, sample.value
+                                ))
+                            });
+                            return;
+                        }
+                        let queue = sample
+                            .label("stage")
+                            .is_some_and(|stage| QUEUE_STAGES.contains(&stage));
+                        *acc.stage_queue.get_or_insert(0.0) +=
+                            if queue { sample.value } else { 0.0 };
+                        return;
+                    }
                     if FAMILIES[index].1 == Role::CacheConfigInfo {
                         let blocks = sample
                             .label("num_gpu_blocks")
@@ -455,11 +507,19 @@ impl Accumulator {
             m.kv_usage = Some((sum / *n as f64).clamp(0.0, 1.0));
         }
         m.waiting = self.first(Role::Waiting).map(|v| v.0);
+        // Dynamo >= 1.3 frontends tell queue from prefill: the routing queue (stages before
+        // dispatch) plus, where exposed, each worker's engine queue. Without the latter the
+        // workers' own pages supply the engine queues (`waiting_excludes_engines`).
+        let worker_waiting = self.first(Role::FrontendWorkerWaiting).map(|v| v.0);
+        if self.stage_queue.is_some() || worker_waiting.is_some() {
+            m.waiting = Some(self.stage_queue.unwrap_or(0.0) + worker_waiting.unwrap_or(0.0));
+            m.waiting_excludes_engines = worker_waiting.is_none();
+        }
         m.running = self.first(Role::Running).map(|v| v.0);
         if m.running.is_none()
             && let Some((inflight, _)) = self.first(Role::Inflight)
         {
-            // Dynamo's in-flight count includes the queued requests.
+            // Dynamo's in-flight (active) count includes the queued requests.
             m.running = Some((inflight - m.waiting.unwrap_or(0.0)).max(0.0));
         }
         m.preemptions_total = self.first(Role::Preemptions).map(|v| v.0);
@@ -553,6 +613,36 @@ mod tests {
         let page = "dynamo_frontend_inflight_requests{model=\"m\"} 7\ndynamo_frontend_queued_requests{model=\"m\"} 3\n";
         let m = extract(page, Engine::Dynamo, None).metrics;
         assert_eq!((m.waiting, m.running), (Some(3.0), Some(4.0)));
+    }
+
+    #[test]
+    fn dynamo_1_3_stages_tell_queue_from_prefill() {
+        // The example output in Dynamo's autoscaling guide (after the metrics refactor,
+        // ai-dynamo/dynamo PR #8162): 5 active, 2 in dispatch (being prefilled), none queued.
+        let page = "dynamo_frontend_active_requests{model=\"Qwen/Qwen3-0.6B\"} 5\n\
+                    dynamo_frontend_stage_requests{stage=\"preprocess\",phase=\"\"} 0\n\
+                    dynamo_frontend_stage_requests{stage=\"route\",phase=\"aggregated\"} 0\n\
+                    dynamo_frontend_stage_requests{stage=\"dispatch\",phase=\"aggregated\"} 2\n\
+                    dynamo_frontend_queued_requests{model=\"Qwen/Qwen3-0.6B\"} 2\n\
+                    dynamo_frontend_inflight_requests{model=\"Qwen/Qwen3-0.6B\"} 5\n";
+        let m = extract(page, Engine::Dynamo, Some("Qwen/Qwen3-0.6B")).metrics;
+        assert_eq!((m.waiting, m.running), (Some(0.0), Some(5.0)));
+        assert!(
+            m.waiting_excludes_engines,
+            "engine queues come from the workers"
+        );
+        // With the per-worker engine queue exposed too, the frontend sees the whole queue.
+        let full = format!(
+            "{page}dynamo_frontend_stage_requests{{stage=\"route\",phase=\"aggregated\"}} 1\n\
+             dynamo_frontend_worker_waiting_requests{{worker_id=\"1\",dp_rank=\"0\",worker_type=\"decode\"}} 3\n"
+        );
+        let m = extract(&full, Engine::Dynamo, None).metrics;
+        assert_eq!(m.waiting, Some(4.0));
+        assert!(!m.waiting_excludes_engines);
+        // Before the refactor only queued_requests exists, prefill included.
+        let old = "dynamo_frontend_inflight_requests{model=\"m\"} 5\ndynamo_frontend_queued_requests{model=\"m\"} 2\n";
+        let m = extract(old, Engine::Dynamo, None).metrics;
+        assert_eq!((m.waiting, m.running), (Some(2.0), Some(3.0)));
     }
 
     #[test]

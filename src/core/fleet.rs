@@ -447,6 +447,7 @@ impl Fleet {
             }
         }
         let (mut fe_running, mut fe_waiting) = (None::<f64>, None::<f64>);
+        let mut fe_without_engines = false;
         for (_, m) in self.fresh(Some(TargetRole::Frontend)) {
             if let Some(r) = m.running {
                 *fe_running.get_or_insert(0.0) += r;
@@ -454,13 +455,15 @@ impl Fleet {
             if let Some(w) = m.waiting {
                 *fe_waiting.get_or_insert(0.0) += w;
             }
+            fe_without_engines |= m.waiting_excludes_engines;
         }
         // The frontend queue includes requests not yet routed to any worker, so it wins when
-        // configured; running requests are best counted where they run.
-        let waiting = if has_frontends {
-            fe_waiting.or(worker_waiting)
-        } else {
-            worker_waiting
+        // configured; a Dynamo >= 1.3 frontend that reports only its routing queue gets the
+        // workers' engine queues added. Running requests are best counted where they run.
+        let waiting = match (has_frontends, fe_waiting) {
+            (true, Some(fe)) if fe_without_engines => Some(fe + worker_waiting.unwrap_or(0.0)),
+            (true, fe) => fe.or(worker_waiting),
+            (false, _) => worker_waiting,
         };
         let running = worker_running.or(fe_running);
 

@@ -40,13 +40,18 @@ pub fn render(dir: &Path) -> Vec<Value> {
     let map = k.as_object().expect("kustomization is a map");
     for key in map.keys() {
         assert!(
-            ["apiVersion", "kind", "resources", "patches"].contains(&key.as_str()),
+            ["apiVersion", "kind", "resources", "patches", "components"].contains(&key.as_str()),
             "{}: kustomization field {key:?} is outside the subset this test renders",
             dir.display()
         );
     }
     let mut objects = Vec::new();
-    for r in map["resources"].as_array().expect("resources list") {
+    for r in map
+        .get("resources")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let p = dir.join(r.as_str().expect("resource path"));
         if p.is_dir() {
             objects.extend(render(&p));
@@ -54,6 +59,40 @@ pub fn render(dir: &Path) -> Vec<Value> {
             objects.extend(yaml_docs(&p));
         }
     }
+    apply_patches(dir, map, &mut objects, false);
+    // Components apply after the kustomization's own resources and patches, in order.
+    for c in map
+        .get("components")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let cdir = dir.join(c.as_str().expect("component path"));
+        let comp = yaml_docs(&cdir.join("kustomization.yaml"))
+            .pop()
+            .expect("component kustomization");
+        assert_eq!(comp["kind"], "Component", "{}", cdir.display());
+        let cmap = comp.as_object().expect("component is a map");
+        for key in cmap.keys() {
+            assert!(
+                ["apiVersion", "kind", "patches"].contains(&key.as_str()),
+                "{}: component field {key:?} is outside the subset this test renders",
+                cdir.display()
+            );
+        }
+        apply_patches(&cdir, cmap, &mut objects, true);
+    }
+    objects
+}
+
+/// Applies inline JSON 6902 patches. A target names a kind and, in a kustomization, exactly one
+/// object; a component's target may name only the kind (every object of it).
+fn apply_patches(
+    dir: &Path,
+    map: &serde_json::Map<String, Value>,
+    objects: &mut [Value],
+    component: bool,
+) {
     for patch in map
         .get("patches")
         .and_then(Value::as_array)
@@ -65,21 +104,22 @@ pub fn render(dir: &Path) -> Vec<Value> {
             .expect("patch is YAML");
         let mut hits = 0;
         for o in objects.iter_mut() {
-            if o["kind"] == target["kind"] && o["metadata"]["name"] == target["name"] {
+            let name_ok =
+                (component && target["name"].is_null()) || o["metadata"]["name"] == target["name"];
+            if o["kind"] == target["kind"] && name_ok {
                 hits += 1;
                 for op in ops.as_array().expect("JSON 6902 op list") {
                     json_patch(o, op);
                 }
             }
         }
-        assert_eq!(
-            hits,
-            1,
+        let ok = if component { hits >= 1 } else { hits == 1 };
+        assert!(
+            ok,
             "{}: patch target {target} matched {hits} objects",
             dir.display()
         );
     }
-    objects
 }
 
 fn json_patch(doc: &mut Value, op: &Value) {
@@ -216,12 +256,29 @@ fn schema_errors(schema: &Value, obj: &Value) -> Vec<String> {
 
 struct Schemas(BTreeMap<String, Value>);
 
+/// The KEDA releases whose CRDs the manifests must apply on: the AKS add-on's (2.16.1 with
+/// Kubernetes 1.33, 2.17.3 with 1.35, 2.19.0 with 1.36) and the latest, with their CRD folder.
+const KEDA_RELEASES: [(&str, &str, (u32, u32)); 4] = [
+    ("2.16.1", "keda/v2.16.1", (2, 16)),
+    ("2.17.3", "keda/v2.17.3", (2, 17)),
+    ("2.19.0", "keda/v2.19.0", (2, 19)),
+    ("latest", "keda", (2, 20)),
+];
+
 impl Schemas {
+    /// The latest KEDA CRDs plus Dynamo's.
     fn load() -> Schemas {
+        Self::for_keda("keda")
+    }
+
+    /// One KEDA release's CRDs (`keda_dir` under ../shared) plus Dynamo's.
+    fn for_keda(keda_dir: &str) -> Schemas {
         let mut m = BTreeMap::new();
+        let so = format!("{keda_dir}/keda.sh_scaledobjects.yaml");
+        let ta = format!("{keda_dir}/keda.sh_triggerauthentications.yaml");
         for (file, version) in [
-            ("keda/keda.sh_scaledobjects.yaml", "v1alpha1"),
-            ("keda/keda.sh_triggerauthentications.yaml", "v1alpha1"),
+            (so.as_str(), "v1alpha1"),
+            (ta.as_str(), "v1alpha1"),
             ("dynamo/nvidia.com_dynamographdeployments.yaml", "v1alpha1"),
             (
                 "dynamo/nvidia.com_dynamographdeploymentscalingadapters.yaml",
@@ -300,7 +357,10 @@ fn check_overlay(objs: &[Value], schemas: &Schemas) -> Vec<String> {
         if kind != "Namespace" && o["metadata"]["namespace"].as_str().is_none() {
             problems.push(format!("{kind}/{name}: no namespace"));
         }
-        if let Some(schema) = schemas.0.get(kind) {
+        if o["apiVersion"] == "nvidia.com/v1beta1" {
+            // No v1beta1 CRD schema is vendored: check the shape the API types define.
+            problems.extend(v1beta1_graph_problems(o));
+        } else if let Some(schema) = schemas.0.get(kind) {
             for e in schema_errors(schema, o) {
                 problems.push(format!("{kind}/{name}{e}"));
             }
@@ -369,8 +429,24 @@ fn check_overlay(objs: &[Value], schemas: &Schemas) -> Vec<String> {
                 // The operator creates `<graph>-<service in lowercase>` for services with the adapter on.
                 let adapter = objs.iter().filter(|o| o["kind"] == "DynamoGraphDeployment" && o["metadata"]["namespace"] == ns).find_map(|g| {
                     let gname = g["metadata"]["name"].as_str()?;
-                    g["spec"]["services"].as_object()?.iter().find_map(|(svc, s)| {
-                        (s["scalingAdapter"]["enabled"] == true && format!("{gname}-{}", svc.to_lowercase()) == tname).then(|| json!({
+                    // v1alpha1: a map of services with `scalingAdapter.enabled`; v1beta1: a list
+                    // of components where `scalingAdapter: {}` is the marker.
+                    let services: Vec<(String, &Value)> = match g["apiVersion"].as_str() {
+                        Some("nvidia.com/v1beta1") => g["spec"]["components"]
+                            .as_array()?
+                            .iter()
+                            .filter(|c| c["scalingAdapter"].is_object())
+                            .filter_map(|c| Some((c["name"].as_str()?.to_string(), c)))
+                            .collect(),
+                        _ => g["spec"]["services"]
+                            .as_object()?
+                            .iter()
+                            .filter(|(_, s)| s["scalingAdapter"]["enabled"] == true)
+                            .map(|(k, s)| (k.clone(), s))
+                            .collect(),
+                    };
+                    services.into_iter().find_map(|(svc, s)| {
+                        (format!("{gname}-{}", svc.to_lowercase()) == tname).then(|| json!({
                             "apiVersion": "nvidia.com/v1alpha1",
                             "kind": "DynamoGraphDeploymentScalingAdapter",
                             "metadata": {"name": tname, "namespace": ns},
@@ -479,11 +555,126 @@ fn check_overlay(objs: &[Value], schemas: &Schemas) -> Vec<String> {
     problems
 }
 
+/// A `nvidia.com/v1beta1` DynamoGraphDeployment against the fields its API types define
+/// (`spec.components[]` with `name`, `type`, `replicas`, `podTemplate`, `scalingAdapter`), since
+/// no v1beta1 CRD schema is vendored in ../shared.
+fn v1beta1_graph_problems(g: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let name = g["metadata"]["name"].as_str().unwrap_or_default();
+    if !g["spec"]["services"].is_null() {
+        out.push(format!("{name}: v1beta1 has `components`, not `services`"));
+    }
+    let Some(components) = g["spec"]["components"].as_array() else {
+        out.push(format!("{name}: spec.components is required"));
+        return out;
+    };
+    let allowed = [
+        "name",
+        "type",
+        "replicas",
+        "podTemplate",
+        "scalingAdapter",
+        "modelRef",
+        "multinode",
+        "sharedMemorySize",
+        "compilationCache",
+        "frontendSidecar",
+        "globalDynamoNamespace",
+        "topologyConstraint",
+        "eppConfig",
+        "experimental",
+    ];
+    let types = ["frontend", "worker", "prefill", "decode", "planner", "epp"];
+    let mut seen = std::collections::BTreeSet::new();
+    for c in components {
+        let cname = c["name"].as_str().unwrap_or_default();
+        if cname.is_empty() || cname.len() > 63 || !seen.insert(cname) {
+            out.push(format!(
+                "{name}: component name {cname:?} missing, too long or repeated"
+            ));
+        }
+        for key in c
+            .as_object()
+            .map(|m| m.keys().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
+            if !allowed.contains(&key.as_str()) {
+                out.push(format!("{name}/{cname}: unknown component field {key:?}"));
+            }
+        }
+        if !c["type"].is_null() && !types.iter().any(|t| c["type"] == *t) {
+            out.push(format!(
+                "{name}/{cname}: type {} is not one of {types:?}",
+                c["type"]
+            ));
+        }
+        if !c["scalingAdapter"].is_null() && !c["scalingAdapter"].is_object() {
+            out.push(format!(
+                "{name}/{cname}: scalingAdapter is a marker object (`{{}}`)"
+            ));
+        }
+    }
+    out
+}
+
+/// The oldest KEDA whose CRD accepts, and whose operator runs, what the ScaledObjects use:
+/// per-direction `tolerance` needs 2.18, `fallback.behavior` 2.17, and a non-static fallback
+/// behavior on a target that is not a Deployment or StatefulSet 2.18 (kedacore/keda#6992).
+fn min_keda(objs: &[Value]) -> (u32, u32) {
+    let mut min = (2, 16);
+    for so in objs.iter().filter(|o| o["kind"] == "ScaledObject") {
+        let b = &so["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"];
+        if !b["scaleUp"]["tolerance"].is_null() || !b["scaleDown"]["tolerance"].is_null() {
+            min = min.max((2, 18));
+        }
+        let fb = &so["spec"]["fallback"]["behavior"];
+        if !fb.is_null() {
+            min = min.max((2, 17));
+            let workload = matches!(
+                so["spec"]["scaleTargetRef"]["kind"].as_str(),
+                None | Some("Deployment" | "StatefulSet")
+            );
+            if fb != "static" && !workload {
+                min = min.max((2, 18));
+            }
+        }
+    }
+    min
+}
+
+/// What a release's operator would do wrong with this rendering, beyond its CRD schema.
+fn operator_problems(objs: &[Value], release: (u32, u32)) -> Vec<String> {
+    let mut out = Vec::new();
+    for so in objs.iter().filter(|o| o["kind"] == "ScaledObject") {
+        let fb = &so["spec"]["fallback"]["behavior"];
+        let kind = so["spec"]["scaleTargetRef"]["kind"]
+            .as_str()
+            .unwrap_or("Deployment");
+        if release < (2, 18)
+            && !fb.is_null()
+            && fb != "static"
+            && !matches!(kind, "Deployment" | "StatefulSet")
+        {
+            out.push(format!(
+                "{}: fallback.behavior {fb} on a {kind} crashes keda-operator before 2.18 (kedacore/keda#6992)",
+                so["metadata"]["name"]
+            ));
+        }
+    }
+    out
+}
+
 fn kustomizations() -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![repo().join("manifests")];
     while let Some(d) = stack.pop() {
-        if d.join("kustomization.yaml").exists() {
+        let k = d.join("kustomization.yaml");
+        // Components are rendered through the overlays that use them.
+        if k.exists()
+            && yaml_docs(&k)
+                .first()
+                .is_some_and(|v| v["kind"] != "Component")
+        {
             out.push(d.clone());
         }
         for e in std::fs::read_dir(&d).expect("read manifests dir").flatten() {
@@ -521,6 +712,15 @@ fn every_overlay_renders_and_validates_against_the_real_crds() {
         );
     }
     let mut scaled_objects = 0;
+    let releases: Vec<(&str, (u32, u32), Schemas)> = KEDA_RELEASES
+        .iter()
+        .map(|(name, dir, v)| (*name, *v, Schemas::for_keda(dir)))
+        .collect();
+    let mut matrix = vec![format!(
+        "{:<48} {}",
+        "overlay",
+        KEDA_RELEASES.map(|r| r.0).join("  ")
+    )];
     for d in &dirs {
         let objs = render(d);
         assert!(!objs.is_empty(), "{}: renders nothing", d.display());
@@ -532,7 +732,47 @@ fn every_overlay_renders_and_validates_against_the_real_crds() {
             d.display(),
             problems.join("\n  ")
         );
+        // Every overlay against every KEDA release: where it claims support it must validate,
+        // and where it does not the release must really refuse it (the claim is not a guess).
+        let min = min_keda(&objs);
+        let mut row = Vec::new();
+        for (name, version, release_schemas) in &releases {
+            let mut problems = check_overlay(&objs, release_schemas);
+            problems.extend(operator_problems(&objs, *version));
+            if *version >= min {
+                assert!(
+                    problems.is_empty(),
+                    "{} on KEDA {name}:\n  {}",
+                    d.display(),
+                    problems.join("\n  ")
+                );
+                row.push("yes");
+            } else {
+                assert!(
+                    !problems.is_empty(),
+                    "{} claims KEDA >= {min:?} but validates on {name}",
+                    d.display()
+                );
+                row.push("no");
+            }
+        }
+        let shown = d.strip_prefix(repo()).unwrap_or(d).display().to_string();
+        matrix.push(format!("{shown:<48} {}", row.join("     ")));
+        if [
+            "manifests/overlays/dynamo",
+            "manifests/overlays/vllm",
+            "manifests/overlays/tls",
+        ]
+        .contains(&shown.as_str())
+        {
+            assert_eq!(
+                min,
+                (2, 16),
+                "{shown}: the default overlays must apply on every KEDA the AKS add-on ships"
+            );
+        }
     }
+    eprintln!("{}", matrix.join("\n"));
     assert!(
         scaled_objects >= 3,
         "dynamo, vllm and tls overlays each carry a ScaledObject"
@@ -639,4 +879,38 @@ fn the_renderer_agrees_with_kubectl_kustomize_where_installed() {
         ours.sort();
         assert_eq!(ours, theirs, "{}: renderings differ", d.display());
     }
+}
+
+/// The Dockerfile's build and runtime stages are the same Debian release (the binary links the
+/// build image's glibc), and that release is one distroless still supports.
+#[test]
+fn the_image_is_built_and_run_on_one_supported_debian() {
+    let text = std::fs::read_to_string(repo().join("Dockerfile")).expect("Dockerfile");
+    let froms: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("FROM "))
+        .map(|l| l.split_whitespace().next().unwrap_or_default())
+        .collect();
+    assert_eq!(froms.len(), 2, "two stages: {froms:?}");
+    let codename = froms[0].rsplit('-').next().unwrap_or_default();
+    let build = match codename {
+        "bookworm" => 12,
+        "trixie" => 13,
+        "forky" => 14,
+        other => panic!(
+            "build image {} has an unknown Debian codename {other:?}",
+            froms[0]
+        ),
+    };
+    let runtime: u32 = froms[1]
+        .split("debian")
+        .nth(1)
+        .and_then(|r| r.split(':').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("runtime image {} names no Debian release", froms[1]));
+    assert_eq!(build, runtime, "build {} vs runtime {}", froms[0], froms[1]);
+    assert!(
+        runtime >= 13,
+        "distroless cc-debian12 reached end of life in September 2026"
+    );
 }
