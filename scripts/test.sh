@@ -6,6 +6,11 @@ cd "$(dirname "$0")/.."
 
 bash scripts/setup-test-deps.sh
 
+# The house rules hold on every landing: formatting, and clippy with warnings as errors (the
+# clock ban in clippy.toml included).
+cargo fmt --all --check
+cargo clippy --locked --all-targets -- -D warnings
+
 # The container's build stage (its COPY lines, its build script), then the binary it ships,
 # started and stopped for real.
 bash scripts/docker-context-build.sh

@@ -207,9 +207,38 @@ pub fn keys_markdown() -> String {
     out
 }
 
+/// Why a command did not finish cleanly; it decides the exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// Invalid configuration: flags, environment, or the files they name. Exit 64 (EX_USAGE),
+    /// before anything binds.
+    #[error("{0:#}")]
+    Config(anyhow::Error),
+    /// A failure while starting or running (a port that cannot be bound, a server that
+    /// stopped with an error). Exit 1.
+    #[error("{0:#}")]
+    Runtime(anyhow::Error),
+}
+
+impl Failure {
+    /// The process exit code: 64 for configuration, 1 for start-up or run-time failures.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Config(_) => 64,
+            Failure::Runtime(_) => 1,
+        }
+    }
+}
+
 /// Runs the parsed command line. Configuration errors are returned before anything binds.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+pub async fn run(cli: Cli) -> Result<(), Failure> {
+    // The tools fail almost only on their arguments and the files those name.
+    let tool = Failure::Config;
     match cli.command {
+        Command::Serve(args) => {
+            let options = args.options().map_err(Failure::Config)?;
+            serve_with(options, &args).await.map_err(Failure::Runtime)
+        }
         Command::Keys => {
             print!("{}", keys_markdown());
             Ok(())
@@ -217,32 +246,45 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => {
             let shutdown = CancellationToken::new();
             serve::cancel_on_signals(shutdown.clone());
-            crate::demo::run(&args, shutdown).await.map(|_| ())
+            crate::demo::run(&args, shutdown)
+                .await
+                .map(|_| ())
+                .map_err(tool)
         }
         Command::Record(args) => {
             let shutdown = CancellationToken::new();
             serve::cancel_on_signals(shutdown.clone());
-            crate::replay::run_record(&args, shutdown).await
-        }
-        Command::Replay(args) => {
-            tokio::task::spawn_blocking(move || crate::replay::run_replay(&args))
+            crate::replay::run_record(&args, shutdown)
                 .await
-                .context("replay task")?
+                .map_err(tool)
         }
-        Command::Simulate(args) => tokio::task::spawn_blocking(move || crate::simulate::run(&args))
+        Command::Replay(args) => blocking(move || crate::replay::run_replay(&args), "replay")
             .await
-            .context("simulation task")?,
-        Command::Serve(args) => {
-            let options = args.options()?;
-            let grpc = tokio::net::TcpListener::bind(&args.grpc_listen)
-                .await
-                .with_context(|| format!("binding gRPC listener {}", args.grpc_listen))?;
-            let http = tokio::net::TcpListener::bind(&args.http_listen)
-                .await
-                .with_context(|| format!("binding HTTP listener {}", args.http_listen))?;
-            let shutdown = CancellationToken::new();
-            serve::cancel_on_signals(shutdown.clone());
-            serve::run(options, grpc, http, shutdown).await
-        }
+            .map_err(tool),
+        Command::Simulate(args) => blocking(move || crate::simulate::run(&args), "simulation")
+            .await
+            .map_err(tool),
     }
+}
+
+/// Runs CPU-bound work off the async workers.
+async fn blocking(
+    work: impl FnOnce() -> anyhow::Result<()> + Send + 'static,
+    what: &str,
+) -> anyhow::Result<()> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .with_context(|| format!("{what} task"))?
+}
+
+async fn serve_with(options: ServeOptions, args: &ServeArgs) -> anyhow::Result<()> {
+    let grpc = tokio::net::TcpListener::bind(&args.grpc_listen)
+        .await
+        .with_context(|| format!("binding gRPC listener {}", args.grpc_listen))?;
+    let http = tokio::net::TcpListener::bind(&args.http_listen)
+        .await
+        .with_context(|| format!("binding HTTP listener {}", args.http_listen))?;
+    let shutdown = CancellationToken::new();
+    serve::cancel_on_signals(shutdown.clone());
+    serve::run(options, grpc, http, shutdown).await
 }

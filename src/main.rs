@@ -18,10 +18,9 @@ async fn main() -> std::process::ExitCode {
     match cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("keda-llm-scaler: {e:#}");
-            // 64 (EX_USAGE) for configuration problems, as linkerd2-proxy does.
-            std::process::ExitCode::from(64)
+            tracing::error!("{e}");
+            eprintln!("keda-llm-scaler: {e}");
+            std::process::ExitCode::from(e.exit_code())
         }
     }
 }
