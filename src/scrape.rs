@@ -175,8 +175,9 @@ struct Held {
 impl Scraper {
     /// Builds the client. Redirects are not followed: a target is the URL it was given; proxy
     /// variables are ignored unless `use_proxy` is set.
+    /// The process-wide rustls crypto provider must be installed first (`main` does it once;
+    /// [`crate::tls::install_crypto_provider`]).
     pub fn new(limits: &ScrapeLimits) -> Result<Scraper, ScraperError> {
-        crate::tls::install_crypto_provider();
         let mut builder = reqwest::Client::builder();
         if !limits.use_proxy {
             builder = builder.no_proxy();

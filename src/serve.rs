@@ -86,7 +86,10 @@ pub async fn run(
         Some(t) => {
             let state =
                 Arc::new(TlsState::load(t.files.clone()).context("loading TLS certificates")?);
-            state.spawn_reloader(t.reload_every, shutdown.clone(), telemetry.clone());
+            let counter = telemetry.clone();
+            state.spawn_reloader(t.reload_every, shutdown.clone(), move |e| {
+                counter.tls_event(e)
+            });
             Some(state)
         }
         None => None,
@@ -134,7 +137,10 @@ pub async fn run(
                 Duration::from_secs(10),
                 options.grpc_max_connections,
                 shutdown.clone(),
-                telemetry.clone(),
+                {
+                    let counter = telemetry.clone();
+                    move |e| counter.tls_event(e)
+                },
             );
             tokio::spawn(router.serve_with_incoming_shutdown(incoming, stop))
         }

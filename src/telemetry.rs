@@ -14,7 +14,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::controller::Snapshot;
+use crate::core::cycle::Snapshot;
+use crate::tls::TlsEvent;
 
 /// Labels identifying one trigger of one ScaledObject.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
@@ -56,14 +57,6 @@ pub struct KindLabels {
     /// Bounded qualifier.
     pub kind: String,
 }
-
-/// Every `kind` of `keda_llm_scaler_tls_events_total`.
-pub const TLS_EVENT_KINDS: [&str; 4] = [
-    "handshake_failed",
-    "handshake_timeout",
-    "reloaded",
-    "reload_rejected",
-];
 
 /// gRPC method only.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -247,10 +240,10 @@ impl Telemetry {
         );
         // Every family is exported from the start ("avoid missing metrics"): a dashboard's
         // rate() over TLS events has a series before the first handshake fails.
-        for k in TLS_EVENT_KINDS {
+        for e in TlsEvent::ALL {
             t.tls_events
                 .get_or_create(&KindLabels {
-                    kind: k.to_string(),
+                    kind: e.as_str().to_string(),
                 })
                 .inc_by(0);
         }
@@ -293,11 +286,11 @@ impl Telemetry {
             .inc_by(parse_errors as u64);
     }
 
-    /// Counts a TLS event (`handshake_failed`, `handshake_timeout`, `reloaded`, `reload_rejected`).
-    pub fn tls_event(&self, kind: &str) {
+    /// Counts a TLS event.
+    pub fn tls_event(&self, event: TlsEvent) {
         self.tls_events
             .get_or_create(&KindLabels {
-                kind: kind.to_string(),
+                kind: event.as_str().to_string(),
             })
             .inc();
     }

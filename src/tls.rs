@@ -19,7 +19,6 @@ use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::telemetry::Telemetry;
 
 /// Makes ring the process-wide rustls crypto provider (idempotent). The scrape client and the
 /// gRPC server configure ring explicitly; this covers every other HTTPS client in the process
@@ -201,12 +200,13 @@ impl TlsState {
         }
     }
 
-    /// Checks the files every `period` until `shutdown`, logging what changed.
+    /// Checks the files every `period` until `shutdown`, logging what changed and reporting
+    /// each reload to `on_event`.
     pub fn spawn_reloader(
         self: &Arc<Self>,
         period: Duration,
         shutdown: CancellationToken,
-        telemetry: Telemetry,
+        on_event: impl Fn(TlsEvent) + Send + Sync + 'static,
     ) {
         let state = self.clone();
         tokio::spawn(async move {
@@ -221,16 +221,50 @@ impl TlsState {
                 match state.reload_if_changed() {
                     Reload::Unchanged => {}
                     Reload::Reloaded => {
-                        telemetry.tls_event("reloaded");
+                        on_event(TlsEvent::Reloaded);
                         info!(cert = %state.files.cert.display(), "TLS certificates reloaded")
                     }
                     Reload::Rejected(why) => {
-                        telemetry.tls_event("reload_rejected");
+                        on_event(TlsEvent::ReloadRejected);
                         warn!(%why, "TLS certificate files changed but are unusable; keeping the previous ones")
                     }
                 }
             }
         });
+    }
+}
+
+/// What happened on the TLS side, for the service to count (this module does no telemetry of
+/// its own: it reports, the shell counts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsEvent {
+    /// A client's handshake failed (wrong CA, no client certificate, plain text on the port).
+    HandshakeFailed,
+    /// A client did not finish its handshake in time.
+    HandshakeTimeout,
+    /// Rotated certificate files were loaded.
+    Reloaded,
+    /// Changed certificate files were unusable; the previous ones keep serving.
+    ReloadRejected,
+}
+
+impl TlsEvent {
+    /// Every event, for metric label sets.
+    pub const ALL: [TlsEvent; 4] = [
+        TlsEvent::HandshakeFailed,
+        TlsEvent::HandshakeTimeout,
+        TlsEvent::Reloaded,
+        TlsEvent::ReloadRejected,
+    ];
+
+    /// Stable label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsEvent::HandshakeFailed => "handshake_failed",
+            TlsEvent::HandshakeTimeout => "handshake_timeout",
+            TlsEvent::Reloaded => "reloaded",
+            TlsEvent::ReloadRejected => "reload_rejected",
+        }
     }
 }
 
@@ -242,7 +276,7 @@ pub fn incoming(
     handshake_timeout: Duration,
     max_connections: usize,
     shutdown: CancellationToken,
-    telemetry: Telemetry,
+    on_event: impl Fn(TlsEvent) + Clone + Send + Sync + 'static,
 ) -> tokio_stream::wrappers::ReceiverStream<
     Result<crate::listen::Admitted<TlsStream<TcpStream>>, std::io::Error>,
 > {
@@ -257,7 +291,7 @@ pub fn incoming(
             let _ = tcp.set_nodelay(true);
             let acceptor = TlsAcceptor::from(state.config());
             let tx = tx.clone();
-            let telemetry = telemetry.clone();
+            let on_event = on_event.clone();
             tokio::spawn(async move {
                 match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                     Ok(Ok(stream)) => {
@@ -266,11 +300,11 @@ pub fn incoming(
                             .await;
                     }
                     Ok(Err(e)) => {
-                        telemetry.tls_event("handshake_failed");
+                        on_event(TlsEvent::HandshakeFailed);
                         debug!(%peer, error = %e, "TLS handshake failed")
                     }
                     Err(_) => {
-                        telemetry.tls_event("handshake_timeout");
+                        on_event(TlsEvent::HandshakeTimeout);
                         debug!(%peer, "TLS handshake timed out")
                     }
                 }
