@@ -512,7 +512,7 @@ fn live(
 
 fn check_metric(config: &ScalerConfig, metric: Option<&str>) -> Result<(), RegistryError> {
     let Some(asked) = metric else { return Ok(()) };
-    let bare = crate::grpc::strip_index_prefix(asked);
+    let bare = crate::core::cycle::strip_index_prefix(asked);
     if bare.is_empty() || bare == config.metric_name {
         Ok(())
     } else {

@@ -115,18 +115,6 @@ fn status(e: RegistryError) -> Status {
     }
 }
 
-/// KEDA 2.5-2.6 passed the HPA name `sN-<name>`; later versions strip it. Accept both.
-pub fn strip_index_prefix(name: &str) -> &str {
-    if let Some(rest) = name.strip_prefix('s')
-        && let Some((digits, tail)) = rest.split_once('-')
-        && !digits.is_empty()
-        && digits.bytes().all(|b| b.is_ascii_digit())
-    {
-        return tail;
-    }
-    name
-}
-
 type ActiveStream = Pin<Box<dyn Stream<Item = Result<IsActiveResponse, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
@@ -232,25 +220,5 @@ impl ExternalScaler for ScalerService {
         let result = self.get_metrics_inner(request.get_ref()).await;
         self.record("GetMetrics", watch, &result);
         result.map(Response::new)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::strip_index_prefix;
-
-    #[test]
-    fn index_prefix() {
-        assert_eq!(
-            strip_index_prefix("s0-llm-desired-replicas"),
-            "llm-desired-replicas"
-        );
-        assert_eq!(strip_index_prefix("s12-x"), "x");
-        assert_eq!(
-            strip_index_prefix("llm-desired-replicas"),
-            "llm-desired-replicas"
-        );
-        assert_eq!(strip_index_prefix("sx-y"), "sx-y");
-        assert_eq!(strip_index_prefix("s-y"), "s-y");
     }
 }

@@ -19,7 +19,6 @@ use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-
 /// Makes ring the process-wide rustls crypto provider (idempotent). The scrape client and the
 /// gRPC server configure ring explicitly; this covers every other HTTPS client in the process
 /// (reqwest without a provider of its own refuses to build otherwise).

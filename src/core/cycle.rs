@@ -173,3 +173,35 @@ pub fn metric_answer(snapshot: Option<&Snapshot>) -> Result<u32, NoAnswer> {
 pub fn active_answer(snapshot: Option<&Snapshot>) -> Result<bool, NoAnswer> {
     snapshot.map(|s| s.decision.active).ok_or(NoAnswer::NotYet)
 }
+
+/// KEDA 2.5-2.6 passed the HPA name `sN-<name>`; later versions strip it. Accept both.
+pub fn strip_index_prefix(name: &str) -> &str {
+    if let Some(rest) = name.strip_prefix('s')
+        && let Some((digits, tail)) = rest.split_once('-')
+        && !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+    {
+        return tail;
+    }
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_index_prefix;
+
+    #[test]
+    fn index_prefix() {
+        assert_eq!(
+            strip_index_prefix("s0-llm-desired-replicas"),
+            "llm-desired-replicas"
+        );
+        assert_eq!(strip_index_prefix("s12-x"), "x");
+        assert_eq!(
+            strip_index_prefix("llm-desired-replicas"),
+            "llm-desired-replicas"
+        );
+        assert_eq!(strip_index_prefix("sx-y"), "sx-y");
+        assert_eq!(strip_index_prefix("s-y"), "s-y");
+    }
+}
