@@ -10,6 +10,7 @@ WORKDIR /src
 # Manifest, lockfile and build script first: the dependency layer is cached across source edits.
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto ./proto
+COPY crates ./crates
 COPY benches ./benches
 COPY scripts/build-release.sh ./scripts/build-release.sh
 COPY src ./src

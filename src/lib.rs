@@ -18,7 +18,8 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod controller;
-pub mod core;
+/// The pure core, its own crate (`crates/core`): re-exported so the shell reads `crate::core`.
+pub use keda_llm_scaler_core as core;
 pub mod demo;
 pub mod discover;
 pub mod grpc;

@@ -546,7 +546,7 @@ fn counter_increase(before: Option<f64>, after: Option<f64>) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::extract::{Engine, extract};
+    use crate::extract::{Engine, extract};
 
     const INF: f64 = f64::INFINITY;
 

@@ -65,7 +65,7 @@ pub struct ScanStats {
 /// wanted and well-formed.
 ///
 /// ```
-/// use keda_llm_scaler::core::expo::scan;
+/// use keda_llm_scaler_core::expo::scan;
 /// let page = "# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting{engine=\"0\"} 3.0\ngarbage{\n";
 /// let mut got = Vec::new();
 /// let stats = scan(page, |_| true, |s| got.push((s.name, s.value)));

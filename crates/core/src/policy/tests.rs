@@ -348,8 +348,8 @@ proptest! {
 
 #[test]
 fn frontend_queue_wakes_a_fleet_at_zero_workers() {
-    use crate::core::extract::{Engine, extract};
-    use crate::core::fleet::{Fleet, Observation, SignalConfig, TargetRole};
+    use crate::extract::{Engine, extract};
+    use crate::fleet::{Fleet, Observation, SignalConfig, TargetRole};
     // Zero workers discovered; the Dynamo frontend still exists and has requests queued.
     let sc = SignalConfig {
         ttft_quantile: 0.95,

@@ -8,8 +8,8 @@ use std::collections::VecDeque;
 
 use serde::Serialize;
 
-use crate::core::fleet::{Fleet, Observation, SignalConfig, Signals, StaleReason, TargetRole};
-use crate::core::policy::{self, Decision, PolicyConfig, PolicyState};
+use crate::fleet::{Fleet, Observation, SignalConfig, Signals, StaleReason, TargetRole};
+use crate::policy::{self, Decision, PolicyConfig, PolicyState};
 
 /// How many past decisions a snapshot carries.
 pub const HISTORY: usize = 20;

@@ -125,7 +125,7 @@ impl Histogram {
     /// Returns `None` when the histogram holds no observations (no evidence, never zero).
     ///
     /// ```
-    /// use keda_llm_scaler::core::histogram::Histogram;
+    /// use keda_llm_scaler_core::histogram::Histogram;
     /// // 100 observations: 80 under 0.25 s, 95 under 0.5 s, 100 under 1 s.
     /// let h = Histogram::from_pairs(vec![(0.25, 80.0), (0.5, 95.0), (1.0, 100.0), (f64::INFINITY, 100.0)]);
     /// // rank 95 is the top of the (0.25, 0.5] bucket.
