@@ -611,6 +611,21 @@ impl ScalerConfig {
     }
 }
 
+impl ScalerConfig {
+    /// What the simulator runs of this configuration: the same signal and policy settings, the
+    /// dialect, model filter, frontends and interval (where to scrape is the simulation's).
+    pub fn under_test(&self) -> crate::sim::run::ScalerUnderTest {
+        crate::sim::run::ScalerUnderTest {
+            engine: self.engine,
+            model: self.model.clone(),
+            frontends: self.frontends.clone(),
+            signal: self.signal.clone(),
+            policy: self.policy.clone(),
+            scrape_interval_ms: self.scrape_interval_ms,
+        }
+    }
+}
+
 /// A short, stable hash of the effective metadata (FNV-1a over sorted `key=value` lines),
 /// quoted in every decision so a replay can tell which configuration produced it.
 pub fn config_hash(

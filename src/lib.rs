@@ -29,7 +29,8 @@ pub mod redact;
 pub mod replay;
 pub mod scrape;
 pub mod serve;
-pub mod sim;
+/// The simulated fleet, its own crate (`crates/sim`).
+pub use keda_llm_scaler_sim as sim;
 pub mod simulate;
 pub mod telemetry;
 pub mod tls;

@@ -73,6 +73,12 @@ pub struct Scrape {
     pub error: Option<String>,
 }
 
+impl From<crate::sim::run::RecordedScrape> for Scrape {
+    fn from(s: crate::sim::run::RecordedScrape) -> Scrape {
+        Scrape::new(s.id, s.role, s.page)
+    }
+}
+
 impl Scrape {
     /// A scrape from a fetch result.
     pub fn new(target: String, role: TargetRole, page: Result<String, StaleReason>) -> Scrape {

@@ -129,7 +129,7 @@ impl SimulateArgs {
             min_replicas: self.min_replicas,
             max_replicas: self.max_replicas,
             slo_s: scaler.policy.ttft_target_s,
-            scaler,
+            scaler: scaler.under_test(),
             polling_s: 15.0,
             hpa_sync_s: 15.0,
             prom_scrape_s: 15.0,
@@ -382,7 +382,7 @@ fn write_recording(
         std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut w = Writer::new(std::io::BufWriter::new(file), &header)?;
     for (t, scrapes) in &ours.frames {
-        w.cycle(*t, scrapes.clone())?;
+        w.cycle(*t, scrapes.iter().cloned().map(Into::into).collect())?;
     }
     let mut out = w.finish()?;
     std::io::Write::flush(&mut out)?;

@@ -181,7 +181,8 @@ fn replaying_a_simulated_recording_reproduces_the_decisions() {
     )
     .expect("writer");
     for (t, s) in &ours.frames {
-        w.cycle(*t, s.clone()).expect("cycle");
+        w.cycle(*t, s.iter().cloned().map(Into::into).collect())
+            .expect("cycle");
     }
     let bytes = w.finish().expect("finish");
     let rec = recording::read(&bytes[..]).expect("read back");

@@ -7,9 +7,11 @@ use std::collections::{BinaryHeap, VecDeque};
 
 use serde::Serialize;
 
-use crate::config::ScalerConfig;
 use crate::core::cycle::{Cycle, Snapshot, active_answer, metric_answer};
+use crate::core::extract::Engine;
+use crate::core::fleet::SignalConfig;
 use crate::core::fleet::{Observation, StaleKind, StaleReason, TargetRole};
+use crate::core::policy::PolicyConfig;
 
 use super::keda::{Behavior, Executor, Fallback, FallbackBehavior, Hpa, HpaSpec, Keda, MetricKind};
 use super::load::Request;
@@ -85,6 +87,36 @@ pub struct NodeParams {
     pub idle_release_s: f64,
 }
 
+/// What the simulation needs of keda-llm-scaler's configuration: the signal and policy settings
+/// the live controller runs with, what it reads and how often. The tools build it from the
+/// validated ScaledObject metadata, so the simulated scaler is configured as a deployed one.
+#[derive(Debug, Clone)]
+pub struct ScalerUnderTest {
+    /// Metric dialect.
+    pub engine: Engine,
+    /// Model filter.
+    pub model: Option<String>,
+    /// Frontend targets (Dynamo), scraped beside the workers.
+    pub frontends: Vec<String>,
+    /// Signal computation.
+    pub signal: SignalConfig,
+    /// Decision policy.
+    pub policy: PolicyConfig,
+    /// Scrape and decision period, ms.
+    pub scrape_interval_ms: u64,
+}
+
+/// One page (or failure) the simulated scaler scraped, kept for `simulate --record`.
+#[derive(Debug, Clone)]
+pub struct RecordedScrape {
+    /// Target id (its URL).
+    pub id: String,
+    /// Worker or frontend.
+    pub role: TargetRole,
+    /// The page, or why there was none.
+    pub page: Result<String, StaleReason>,
+}
+
 /// Everything about the simulated cluster and control plane.
 #[derive(Debug, Clone)]
 pub struct SimParams {
@@ -100,8 +132,8 @@ pub struct SimParams {
     pub max_replicas: u32,
     /// TTFT SLO, seconds.
     pub slo_s: f64,
-    /// keda-llm-scaler's validated configuration.
-    pub scaler: ScalerConfig,
+    /// keda-llm-scaler's validated configuration, as far as the simulation uses it.
+    pub scaler: ScalerUnderTest,
     /// KEDA `pollingInterval`, seconds.
     pub polling_s: f64,
     /// HPA sync period, seconds.
@@ -271,7 +303,7 @@ pub struct RunResult {
     pub served: Vec<Served>,
     /// keda-llm-scaler's scrape cycles (time, scrapes), when recording.
     #[serde(skip)]
-    pub frames: Vec<(u64, Vec<crate::recording::Scrape>)>,
+    pub frames: Vec<(u64, Vec<RecordedScrape>)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -340,7 +372,7 @@ struct Sim<'a> {
     actions: Vec<Action>,
     timeline: Vec<TimelinePoint>,
     decisions: Vec<DecisionPoint>,
-    recorded: Vec<(u64, Vec<crate::recording::Scrape>)>,
+    recorded: Vec<(u64, Vec<RecordedScrape>)>,
     frontend: Frontend,
     rng: Rng,
     events: Vec<EngineEvent>,
@@ -599,11 +631,11 @@ impl Sim<'_> {
                 Ok(self.page.clone())
             };
             if self.p.record {
-                scrapes.push(crate::recording::Scrape::new(
-                    id.clone(),
-                    TargetRole::Worker,
-                    page.clone(),
-                ));
+                scrapes.push(RecordedScrape {
+                    id: id.clone(),
+                    role: TargetRole::Worker,
+                    page: page.clone(),
+                });
             }
             observations.push(Observation::from_page(
                 id,
@@ -625,11 +657,11 @@ impl Sim<'_> {
                 Ok(self.page.clone())
             };
             if self.p.record {
-                scrapes.push(crate::recording::Scrape::new(
-                    id.clone(),
-                    TargetRole::Frontend,
-                    page.clone(),
-                ));
+                scrapes.push(RecordedScrape {
+                    id: id.clone(),
+                    role: TargetRole::Frontend,
+                    page: page.clone(),
+                });
             }
             observations.push(Observation::from_page(
                 id,

@@ -2,6 +2,20 @@
 //! KEDA + HPA emulator) and under the baselines, scored on what users feel (true TTFT) and what
 //! it costs (GPU-hours). The scaler's own parsing, signal and policy code runs in the loop on
 //! the workers' rendered `/metrics`; see `docs/simulator.md`.
+//!
+//! A crate of its own beside the core, and as pure: simulated time, seeded randomness, no I/O.
+//! The tools (`simulate`, `demo`) own files, terminals and sockets.
+//!
+//! # Layout
+//!
+//! - [`load`]: traces and synthetic arrival shapes; [`rng`]: the seeded random streams.
+//! - [`worker`]: the vLLM engine model (and its Dynamo frontend), rendering real `/metrics`.
+//! - [`keda`]: the KEDA + HPA emulator; [`prom`]: the mini Prometheus the baselines query.
+//! - [`run`]: the event loop that ties a fleet, a policy and a load together.
+//! - [`score`]: what users felt and what it cost; [`report`]: the HTML report.
+
+/// The core the simulated scaler runs, under the name the shell uses too.
+pub(crate) use keda_llm_scaler_core as core;
 
 pub mod keda;
 pub mod load;
