@@ -15,9 +15,9 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use keda_llm_scaler::clock::Stopwatch;
-use keda_llm_scaler::grpc::pb::external_scaler_client::ExternalScalerClient;
-use keda_llm_scaler::grpc::pb::{GetMetricsRequest, ScaledObjectRef};
-use keda_llm_scaler::serve::ServeOptions;
+use keda_llm_scaler::service::grpc::pb::external_scaler_client::ExternalScalerClient;
+use keda_llm_scaler::service::grpc::pb::{GetMetricsRequest, ScaledObjectRef};
+use keda_llm_scaler::service::serve::ServeOptions;
 use tokio::net::TcpListener;
 
 fn pages() -> (String, String) {

@@ -22,9 +22,9 @@ use axum::extract::Path;
 use axum::routing::get;
 use hdrhistogram::Histogram;
 use keda_llm_scaler::clock::Stopwatch;
-use keda_llm_scaler::grpc::pb::external_scaler_client::ExternalScalerClient;
-use keda_llm_scaler::grpc::pb::{GetMetricsRequest, ScaledObjectRef};
-use keda_llm_scaler::serve::ServeOptions;
+use keda_llm_scaler::service::grpc::pb::external_scaler_client::ExternalScalerClient;
+use keda_llm_scaler::service::grpc::pb::{GetMetricsRequest, ScaledObjectRef};
+use keda_llm_scaler::service::serve::ServeOptions;
 use tokio::net::TcpListener;
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -136,12 +136,13 @@ async fn run() {
     let (grpc, stop) = support::start_scaler(ServeOptions {
         first_decision_wait: Duration::from_secs(5),
         // Every ScaledObject of the load lives in one namespace.
-        registry: keda_llm_scaler::controller::RegistrySettings {
-            max_controllers_per_namespace: keda_llm_scaler::controller::DEFAULT_MAX_CONTROLLERS,
+        registry: keda_llm_scaler::service::controller::RegistrySettings {
+            max_controllers_per_namespace:
+                keda_llm_scaler::service::controller::DEFAULT_MAX_CONTROLLERS,
             ..Default::default()
         },
-        scrape: keda_llm_scaler::scrape::ScrapeLimits {
-            concurrency_per_namespace: keda_llm_scaler::scrape::DEFAULT_CONCURRENCY,
+        scrape: keda_llm_scaler::fetch::scrape::ScrapeLimits {
+            concurrency_per_namespace: keda_llm_scaler::fetch::scrape::DEFAULT_CONCURRENCY,
             ..Default::default()
         },
         ..ServeOptions::default()

@@ -19,9 +19,9 @@ use axum::Router;
 use axum::extract::Path;
 use axum::routing::get;
 use keda_llm_scaler::clock::Stopwatch;
-use keda_llm_scaler::grpc::pb::external_scaler_client::ExternalScalerClient;
-use keda_llm_scaler::grpc::pb::{GetMetricsRequest, ScaledObjectRef};
-use keda_llm_scaler::serve::ServeOptions;
+use keda_llm_scaler::service::grpc::pb::external_scaler_client::ExternalScalerClient;
+use keda_llm_scaler::service::grpc::pb::{GetMetricsRequest, ScaledObjectRef};
+use keda_llm_scaler::service::serve::ServeOptions;
 use tokio::net::TcpListener;
 
 fn main() {
@@ -62,8 +62,8 @@ async fn run() {
 
     let (grpc, stop) = support::start_scaler(ServeOptions {
         // Every ScaledObject of the soak lives in one namespace.
-        scrape: keda_llm_scaler::scrape::ScrapeLimits {
-            concurrency_per_namespace: keda_llm_scaler::scrape::DEFAULT_CONCURRENCY,
+        scrape: keda_llm_scaler::fetch::scrape::ScrapeLimits {
+            concurrency_per_namespace: keda_llm_scaler::fetch::scrape::DEFAULT_CONCURRENCY,
             ..Default::default()
         },
         ..ServeOptions::default()

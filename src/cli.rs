@@ -8,13 +8,13 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, KEYS};
-use crate::controller::RegistrySettings;
-use crate::demo::DemoArgs;
-use crate::replay::{RecordArgs, ReplayArgs};
-use crate::scrape::ScrapeLimits;
-use crate::serve::{self, ServeOptions, TlsOptions};
-use crate::simulate::SimulateArgs;
-use crate::tls::TlsFiles;
+use crate::fetch::scrape::ScrapeLimits;
+use crate::service::controller::RegistrySettings;
+use crate::service::serve::{self, ServeOptions, TlsOptions};
+use crate::service::tls::TlsFiles;
+use crate::tools::demo::DemoArgs;
+use crate::tools::replay::{RecordArgs, ReplayArgs};
+use crate::tools::simulate::SimulateArgs;
 
 /// KEDA external scaler for LLM inference fleets (vLLM, NVIDIA Dynamo, SGLang, TensorRT-LLM).
 #[derive(Debug, Parser)]
@@ -58,25 +58,25 @@ pub struct ServeArgs {
     #[arg(long = "default", env = "KLS_DEFAULTS", value_delimiter = ',')]
     pub defaults: Vec<String>,
     /// Drop a ScaledObject's controller after this many seconds without RPCs.
-    #[arg(long, env = "KLS_CONTROLLER_IDLE_SECONDS", default_value_t = crate::controller::DEFAULT_IDLE.as_secs_f64())]
+    #[arg(long, env = "KLS_CONTROLLER_IDLE_SECONDS", default_value_t = crate::service::controller::DEFAULT_IDLE.as_secs_f64())]
     pub controller_idle_seconds: f64,
     /// Most ScaledObject controllers at once.
-    #[arg(long, env = "KLS_MAX_CONTROLLERS", default_value_t = crate::controller::DEFAULT_MAX_CONTROLLERS)]
+    #[arg(long, env = "KLS_MAX_CONTROLLERS", default_value_t = crate::service::controller::DEFAULT_MAX_CONTROLLERS)]
     pub max_controllers: usize,
     /// Most controllers of one namespace (one per ScaledObject trigger).
-    #[arg(long, env = "KLS_MAX_CONTROLLERS_PER_NAMESPACE", default_value_t = crate::controller::DEFAULT_MAX_CONTROLLERS_PER_NAMESPACE)]
+    #[arg(long, env = "KLS_MAX_CONTROLLERS_PER_NAMESPACE", default_value_t = crate::service::controller::DEFAULT_MAX_CONTROLLERS_PER_NAMESPACE)]
     pub max_controllers_per_namespace: usize,
     /// Most triggers (distinct metadata) one ScaledObject may have.
-    #[arg(long, env = "KLS_MAX_TRIGGERS_PER_SCALEDOBJECT", default_value_t = crate::controller::DEFAULT_MAX_TRIGGERS_PER_SCALEDOBJECT)]
+    #[arg(long, env = "KLS_MAX_TRIGGERS_PER_SCALEDOBJECT", default_value_t = crate::service::controller::DEFAULT_MAX_TRIGGERS_PER_SCALEDOBJECT)]
     pub max_triggers_per_scaledobject: usize,
     /// Concurrent scrapes across all controllers.
-    #[arg(long, env = "KLS_SCRAPE_CONCURRENCY", default_value_t = crate::scrape::DEFAULT_CONCURRENCY)]
+    #[arg(long, env = "KLS_SCRAPE_CONCURRENCY", default_value_t = crate::fetch::scrape::DEFAULT_CONCURRENCY)]
     pub scrape_concurrency: usize,
     /// Concurrent scrapes of one ScaledObject trigger.
-    #[arg(long, env = "KLS_SCRAPE_CONCURRENCY_PER_SCALEDOBJECT", default_value_t = crate::scrape::DEFAULT_CONCURRENCY_PER_SCALEDOBJECT)]
+    #[arg(long, env = "KLS_SCRAPE_CONCURRENCY_PER_SCALEDOBJECT", default_value_t = crate::fetch::scrape::DEFAULT_CONCURRENCY_PER_SCALEDOBJECT)]
     pub scrape_concurrency_per_scaledobject: usize,
     /// Concurrent scrapes of all ScaledObjects of one namespace.
-    #[arg(long, env = "KLS_SCRAPE_CONCURRENCY_PER_NAMESPACE", default_value_t = crate::scrape::DEFAULT_CONCURRENCY_PER_NAMESPACE)]
+    #[arg(long, env = "KLS_SCRAPE_CONCURRENCY_PER_NAMESPACE", default_value_t = crate::fetch::scrape::DEFAULT_CONCURRENCY_PER_NAMESPACE)]
     pub scrape_concurrency_per_namespace: usize,
     /// Scrape through the proxy named by HTTP_PROXY/HTTPS_PROXY/NO_PROXY. Off: those variables
     /// are ignored (AKS's HTTP proxy feature injects them into every pod).
@@ -87,10 +87,10 @@ pub struct ServeArgs {
     #[arg(long, env = "KLS_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
     /// Largest accepted metrics body, bytes (after decompression).
-    #[arg(long, env = "KLS_MAX_BODY_BYTES", default_value_t = crate::scrape::DEFAULT_MAX_BODY_BYTES)]
+    #[arg(long, env = "KLS_MAX_BODY_BYTES", default_value_t = crate::fetch::scrape::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
     /// How long the first GetMetrics/IsActive of a new ScaledObject waits for its first decision, ms.
-    #[arg(long, env = "KLS_FIRST_DECISION_WAIT_MS", default_value_t = crate::serve::DEFAULT_FIRST_DECISION_WAIT.as_millis() as u64)]
+    #[arg(long, env = "KLS_FIRST_DECISION_WAIT_MS", default_value_t = crate::service::serve::DEFAULT_FIRST_DECISION_WAIT.as_millis() as u64)]
     pub first_decision_wait_ms: u64,
     /// PEM certificate chain: serve gRPC over TLS (ALPN h2). Plain-text without it.
     #[arg(long, env = "KLS_TLS_CERT", requires = "tls_key")]
@@ -106,7 +106,7 @@ pub struct ServeArgs {
     #[arg(long, env = "KLS_ALLOW_TARGETS", default_value = "")]
     pub allow_targets: String,
     /// Most worker targets one ScaledObject may have (static list, or one discovery answer).
-    #[arg(long, env = "KLS_MAX_TARGETS_PER_SCALEDOBJECT", default_value_t = crate::scrape::DEFAULT_MAX_TARGETS)]
+    #[arg(long, env = "KLS_MAX_TARGETS_PER_SCALEDOBJECT", default_value_t = crate::fetch::scrape::DEFAULT_MAX_TARGETS)]
     pub max_targets_per_scaledobject: usize,
     /// PEM CA bundle trusted for `https://` scrape targets.
     #[arg(long, env = "KLS_SCRAPE_CA")]
@@ -115,16 +115,16 @@ pub struct ServeArgs {
     #[arg(long, env = "KLS_SCRAPE_BEARER_TOKEN_FILE")]
     pub scrape_bearer_token_file: Option<PathBuf>,
     /// Most lines a metrics page may have before the target is marked stale.
-    #[arg(long, env = "KLS_MAX_SERIES_PER_SCRAPE", default_value_t = crate::scrape::DEFAULT_MAX_SERIES)]
+    #[arg(long, env = "KLS_MAX_SERIES_PER_SCRAPE", default_value_t = crate::fetch::scrape::DEFAULT_MAX_SERIES)]
     pub max_series_per_scrape: usize,
     /// Most gRPC connections at once; more are closed as they arrive.
-    #[arg(long, env = "KLS_GRPC_MAX_CONNECTIONS", default_value_t = crate::listen::DEFAULT_GRPC_MAX_CONNECTIONS)]
+    #[arg(long, env = "KLS_GRPC_MAX_CONNECTIONS", default_value_t = crate::service::listen::DEFAULT_GRPC_MAX_CONNECTIONS)]
     pub grpc_max_connections: usize,
     /// Most concurrent HTTP/2 streams per gRPC connection (each `external-push` trigger holds one).
-    #[arg(long, env = "KLS_GRPC_MAX_CONCURRENT_STREAMS", default_value_t = crate::listen::DEFAULT_GRPC_MAX_STREAMS)]
+    #[arg(long, env = "KLS_GRPC_MAX_CONCURRENT_STREAMS", default_value_t = crate::service::listen::DEFAULT_GRPC_MAX_STREAMS)]
     pub grpc_max_concurrent_streams: u32,
     /// Most admin HTTP connections at once; more are closed as they arrive.
-    #[arg(long, env = "KLS_HTTP_MAX_CONNECTIONS", default_value_t = crate::listen::DEFAULT_HTTP_MAX_CONNECTIONS)]
+    #[arg(long, env = "KLS_HTTP_MAX_CONNECTIONS", default_value_t = crate::service::listen::DEFAULT_HTTP_MAX_CONNECTIONS)]
     pub http_max_connections: usize,
     /// How often the TLS files are re-read, seconds (rotated Secrets apply without a restart).
     #[arg(long, env = "KLS_TLS_RELOAD_SECONDS", default_value_t = 10.0)]
@@ -170,7 +170,9 @@ impl ServeArgs {
                 concurrency_per_namespace: self.scrape_concurrency_per_namespace.max(1),
                 use_proxy: self.scrape_use_proxy,
                 max_series: self.max_series_per_scrape.max(1),
-                allow: std::sync::Arc::new(crate::allow::AllowList::parse(&self.allow_targets)?),
+                allow: std::sync::Arc::new(crate::fetch::allow::AllowList::parse(
+                    &self.allow_targets,
+                )?),
                 ca_pem: match &self.scrape_ca {
                     Some(p) => Some(
                         std::fs::read(p).with_context(|| format!("--scrape-ca {}", p.display()))?,
@@ -246,7 +248,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Demo(args) => {
             let shutdown = CancellationToken::new();
             serve::cancel_on_signals(shutdown.clone());
-            crate::demo::run(&args, shutdown)
+            crate::tools::demo::run(&args, shutdown)
                 .await
                 .map(|_| ())
                 .map_err(tool)
@@ -254,16 +256,20 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Record(args) => {
             let shutdown = CancellationToken::new();
             serve::cancel_on_signals(shutdown.clone());
-            crate::replay::run_record(&args, shutdown)
+            crate::tools::replay::run_record(&args, shutdown)
                 .await
                 .map_err(tool)
         }
-        Command::Replay(args) => blocking(move || crate::replay::run_replay(&args), "replay")
-            .await
-            .map_err(tool),
-        Command::Simulate(args) => blocking(move || crate::simulate::run(&args), "simulation")
-            .await
-            .map_err(tool),
+        Command::Replay(args) => {
+            blocking(move || crate::tools::replay::run_replay(&args), "replay")
+                .await
+                .map_err(tool)
+        }
+        Command::Simulate(args) => {
+            blocking(move || crate::tools::simulate::run(&args), "simulation")
+                .await
+                .map_err(tool)
+        }
     }
 }
 

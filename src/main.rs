@@ -3,11 +3,11 @@
 use clap::Parser;
 
 use keda_llm_scaler::cli::{self, Cli};
-use keda_llm_scaler::telemetry;
+use keda_llm_scaler::service::telemetry;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    keda_llm_scaler::tls::install_crypto_provider();
+    keda_llm_scaler::service::tls::install_crypto_provider();
     let cli = Cli::parse();
     // Commands with their own terminal output log warnings only, unless RUST_LOG says otherwise.
     let level = match cli.command {

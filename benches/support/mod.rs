@@ -6,14 +6,14 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use keda_llm_scaler::serve::{self, ServeOptions};
+use keda_llm_scaler::service::serve::{self, ServeOptions};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 /// Runs `f` on a two-thread runtime (the machine's two cores), as `main` of each bench.
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    keda_llm_scaler::tls::install_crypto_provider();
+    keda_llm_scaler::service::tls::install_crypto_provider();
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

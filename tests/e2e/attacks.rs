@@ -6,10 +6,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use keda_llm_scaler::controller::RegistrySettings;
-use keda_llm_scaler::grpc::pb::ScaledObjectRef;
-use keda_llm_scaler::scrape::ScrapeLimits;
-use keda_llm_scaler::serve::ServeOptions;
+use keda_llm_scaler::fetch::scrape::ScrapeLimits;
+use keda_llm_scaler::service::controller::RegistrySettings;
+use keda_llm_scaler::service::grpc::pb::ScaledObjectRef;
+use keda_llm_scaler::service::serve::ServeOptions;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 
@@ -475,7 +475,7 @@ async fn the_grpc_port_has_limits_and_names_them() {
     }
     assert_eq!(
         advertised,
-        keda_llm_scaler::listen::DEFAULT_GRPC_MAX_STREAMS as usize
+        keda_llm_scaler::service::listen::DEFAULT_GRPC_MAX_STREAMS as usize
     );
     let _ = &mut send;
 

@@ -10,9 +10,9 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use keda_llm_scaler::grpc::pb::external_scaler_client::ExternalScalerClient;
-use keda_llm_scaler::grpc::pb::{GetMetricsRequest, ScaledObjectRef};
-use keda_llm_scaler::serve::{self, ServeOptions};
+use keda_llm_scaler::service::grpc::pb::external_scaler_client::ExternalScalerClient;
+use keda_llm_scaler::service::grpc::pb::{GetMetricsRequest, ScaledObjectRef};
+use keda_llm_scaler::service::serve::{self, ServeOptions};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -21,7 +21,7 @@ use tonic::transport::Channel;
 /// A real-metrics capture from `../shared/fixtures/real-metrics/`, read as it is.
 pub fn fixture(name: &str) -> String {
     // Every test reads a fixture before it builds an HTTP client.
-    keda_llm_scaler::tls::install_crypto_provider();
+    keda_llm_scaler::service::tls::install_crypto_provider();
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/fixtures/real-metrics")
         .join(name);
@@ -237,7 +237,7 @@ impl Scaler {
     }
 
     pub async fn start_with(options: ServeOptions) -> Scaler {
-        keda_llm_scaler::tls::install_crypto_provider();
+        keda_llm_scaler::service::tls::install_crypto_provider();
         let grpc_l = TcpListener::bind("127.0.0.1:0").await.expect("bind grpc");
         let http_l = TcpListener::bind("127.0.0.1:0").await.expect("bind http");
         let (grpc, http) = (grpc_l.local_addr().unwrap(), http_l.local_addr().unwrap());

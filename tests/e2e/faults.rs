@@ -243,9 +243,9 @@ async fn headless_service_is_resolved_by_dns() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_bodies_are_refused_and_idle_controllers_dropped() {
-    use keda_llm_scaler::controller::RegistrySettings;
-    use keda_llm_scaler::scrape::ScrapeLimits;
-    use keda_llm_scaler::serve::ServeOptions;
+    use keda_llm_scaler::fetch::scrape::ScrapeLimits;
+    use keda_llm_scaler::service::controller::RegistrySettings;
+    use keda_llm_scaler::service::serve::ServeOptions;
 
     // A real page padded past the 256 KiB cap with comment lines.
     let mut huge = fixture(VLLM);

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use keda_llm_scaler::grpc::pb::GetMetricsRequest;
+use keda_llm_scaler::service::grpc::pb::GetMetricsRequest;
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use keda_llm_scaler::allow::AllowList;
-use keda_llm_scaler::scrape::ScrapeLimits;
-use keda_llm_scaler::serve::ServeOptions;
+use keda_llm_scaler::fetch::allow::AllowList;
+use keda_llm_scaler::fetch::scrape::ScrapeLimits;
+use keda_llm_scaler::service::serve::ServeOptions;
 use tonic::Code;
 
 use crate::common::*;

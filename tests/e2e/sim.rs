@@ -5,14 +5,14 @@ use std::time::Duration;
 
 use clap::Parser;
 use keda_llm_scaler::cli::{Cli, Command};
-use keda_llm_scaler::demo::DemoArgs;
-use keda_llm_scaler::recording::{self, FORMAT, Header, VERSION, Writer};
-use keda_llm_scaler::replay::{RecordArgs, replay};
 use keda_llm_scaler::sim::load::{self, Lengths, Shape};
 use keda_llm_scaler::sim::rng::Rng;
 use keda_llm_scaler::sim::run::{Policy, Scenario, SimParams};
 use keda_llm_scaler::sim::{self, Comparison};
-use keda_llm_scaler::simulate::SimulateArgs;
+use keda_llm_scaler::tools::demo::DemoArgs;
+use keda_llm_scaler::tools::recording::{self, FORMAT, Header, VERSION, Writer};
+use keda_llm_scaler::tools::replay::{RecordArgs, replay};
+use keda_llm_scaler::tools::simulate::SimulateArgs;
 use tokio_util::sync::CancellationToken;
 
 use crate::common::{Mode, VLLM, Worker, fixture, temp_dir};
@@ -232,7 +232,7 @@ async fn record_scrapes_real_http_workers_and_replay_reads_it() {
         Command::Record(a) => a,
         _ => unreachable!(),
     };
-    keda_llm_scaler::replay::run_record(&args, CancellationToken::new())
+    keda_llm_scaler::tools::replay::run_record(&args, CancellationToken::new())
         .await
         .expect("record");
     let rec = recording::read_file(&out).expect("readable");
@@ -291,7 +291,7 @@ async fn the_demo_drives_the_real_scaler_over_grpc_through_a_burst() {
     };
     let outcome = tokio::time::timeout(
         Duration::from_secs(60),
-        keda_llm_scaler::demo::run(&args, CancellationToken::new()),
+        keda_llm_scaler::tools::demo::run(&args, CancellationToken::new()),
     )
     .await
     .expect("finishes")

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use keda_llm_scaler::grpc::pb::external_scaler_client::ExternalScalerClient;
-use keda_llm_scaler::serve::{ServeOptions, TlsOptions};
-use keda_llm_scaler::tls::TlsFiles;
+use keda_llm_scaler::service::grpc::pb::external_scaler_client::ExternalScalerClient;
+use keda_llm_scaler::service::serve::{ServeOptions, TlsOptions};
+use keda_llm_scaler::service::tls::TlsFiles;
 use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};

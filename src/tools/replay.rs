@@ -15,8 +15,8 @@ use crate::clock::{self, Stopwatch};
 use crate::config::ScalerConfig;
 use crate::core::cycle::Cycle;
 use crate::core::fleet::{Observation, TargetRole};
-use crate::recording::{self, Header, Recording, Scrape, Writer};
 use crate::sim::report::{Chart, PALETTE, Series, page_start};
+use crate::tools::recording::{self, Header, Recording, Scrape, Writer};
 
 /// One decision of a replay.
 #[derive(Debug, Clone, Serialize)]
@@ -520,8 +520,9 @@ pub async fn run_record(
     if !(interval.is_finite() && interval >= 0.05) {
         bail!("--interval must be at least 0.05 s");
     }
-    let scraper = crate::scrape::Scraper::new(&crate::scrape::ScrapeLimits::default())
-        .context("building the scrape client")?;
+    let scraper =
+        crate::fetch::scrape::Scraper::new(&crate::fetch::scrape::ScrapeLimits::default())
+            .context("building the scrape client")?;
     let file = std::fs::File::create(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let header = Header {
@@ -553,7 +554,7 @@ pub async fn run_record(
         let t_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut targets: Vec<(String, TargetRole)> = Vec::new();
         let mut scrapes = Vec::new();
-        match crate::discover::discover(&cfg.discovery, &scraper, &slots, timeout).await {
+        match crate::fetch::discover::discover(&cfg.discovery, &scraper, &slots, timeout).await {
             Ok(urls) => targets.extend(urls.into_iter().map(|u| (u, TargetRole::Worker))),
             Err(e) => eprintln!("\nrecord: discovery failed: {e}"),
         }

@@ -25,9 +25,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Stopwatch;
-use crate::grpc::pb::external_scaler_client::ExternalScalerClient;
-use crate::grpc::pb::{GetMetricsRequest, ScaledObjectRef};
-use crate::serve::{self, ServeOptions};
+use crate::service::grpc::pb::external_scaler_client::ExternalScalerClient;
+use crate::service::grpc::pb::{GetMetricsRequest, ScaledObjectRef};
+use crate::service::serve::{self, ServeOptions};
 use crate::sim::keda::{Behavior, Fallback, FallbackBehavior, Hpa, HpaSpec, Keda, MetricKind};
 use crate::sim::report::{Chart, PALETTE, Series, page_start};
 use crate::sim::rng::Rng;
@@ -338,7 +338,7 @@ async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
 
 /// Runs the demo; returns what happened.
 pub async fn run(args: &DemoArgs, shutdown: CancellationToken) -> anyhow::Result<Outcome> {
-    crate::tls::install_crypto_provider();
+    crate::service::tls::install_crypto_provider();
     let watch = Stopwatch::start();
     let now_us = || u64::try_from(watch.elapsed().as_micros()).unwrap_or(u64::MAX);
     let world = Arc::new(Mutex::new(World {

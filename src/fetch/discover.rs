@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::config::Discovery;
 use crate::core::fleet::StaleKind;
-use crate::scrape::{Scraper, Slots};
+use crate::fetch::scrape::{Scraper, Slots};
 
 /// Discovery failed; the controller keeps the previous target set and marks it stale.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -347,7 +347,7 @@ fn write_recording(
     params: &SimParams,
     comparison: &Comparison,
 ) -> anyhow::Result<()> {
-    use crate::recording::{FORMAT, Header, VERSION, Writer};
+    use crate::tools::recording::{FORMAT, Header, VERSION, Writer};
     let ours = comparison
         .runs
         .iter()

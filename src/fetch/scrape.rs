@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::allow::{AllowList, AllowingResolver};
 use crate::core::fleet::{StaleKind, StaleReason};
+use crate::fetch::allow::{AllowList, AllowingResolver};
 
 /// Limits shared by every controller of one server.
 #[derive(Debug, Clone)]
@@ -176,7 +176,7 @@ impl Scraper {
     /// Builds the client. Redirects are not followed: a target is the URL it was given; proxy
     /// variables are ignored unless `use_proxy` is set.
     /// The process-wide rustls crypto provider must be installed first (`main` does it once;
-    /// [`crate::tls::install_crypto_provider`]).
+    /// [`crate::service::tls::install_crypto_provider`]).
     pub fn new(limits: &ScrapeLimits) -> Result<Scraper, ScraperError> {
         let mut builder = reqwest::Client::builder();
         if !limits.use_proxy {

@@ -14,9 +14,9 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::clock::Stopwatch;
-use crate::controller::{Controller, Registry, RegistryError};
 use crate::core::cycle::{active_answer, metric_answer};
-use crate::telemetry::Telemetry;
+use crate::service::controller::{Controller, Registry, RegistryError};
+use crate::service::telemetry::Telemetry;
 
 /// Generated protocol code (client and server).
 #[allow(clippy::all, missing_docs)]

@@ -15,7 +15,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::core::cycle::Snapshot;
-use crate::tls::TlsEvent;
+use crate::service::tls::TlsEvent;
 
 /// Labels identifying one trigger of one ScaledObject.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]

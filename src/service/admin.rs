@@ -11,9 +11,9 @@ use axum::{Json, Router};
 use serde::Serialize;
 
 use crate::clock;
-use crate::controller::Registry;
 use crate::core::fleet::Signals;
-use crate::telemetry::Telemetry;
+use crate::service::controller::Registry;
+use crate::service::telemetry::Telemetry;
 
 /// Shared state of the admin server.
 #[derive(Clone)]
@@ -119,7 +119,7 @@ async fn metrics(State(s): State<AdminState>, headers: axum::http::HeaderMap) ->
                 header::CONTENT_TYPE,
                 "text/plain; version=0.0.4; charset=utf-8",
             )],
-            crate::telemetry::openmetrics_to_text(&body),
+            crate::service::telemetry::openmetrics_to_text(&body),
         )
             .into_response()
     }

@@ -277,12 +277,12 @@ pub fn incoming(
     shutdown: CancellationToken,
     on_event: impl Fn(TlsEvent) + Clone + Send + Sync + 'static,
 ) -> tokio_stream::wrappers::ReceiverStream<
-    Result<crate::listen::Admitted<TlsStream<TcpStream>>, std::io::Error>,
+    Result<crate::service::listen::Admitted<TlsStream<TcpStream>>, std::io::Error>,
 > {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let slots = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
     tokio::spawn(async move {
-        while let Some((tcp, peer)) = crate::listen::accept(&listener, &shutdown).await {
+        while let Some((tcp, peer)) = crate::service::listen::accept(&listener, &shutdown).await {
             let Ok(slot) = slots.clone().try_acquire_owned() else {
                 debug!(%peer, "gRPC connection refused: --grpc-max-connections reached");
                 continue;
@@ -295,7 +295,7 @@ pub fn incoming(
                 match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                     Ok(Ok(stream)) => {
                         let _ = tx
-                            .send(Ok(crate::listen::Admitted::new(stream, slot)))
+                            .send(Ok(crate::service::listen::Admitted::new(stream, slot)))
                             .await;
                     }
                     Ok(Err(e)) => {

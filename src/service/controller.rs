@@ -28,9 +28,9 @@ use crate::config::{MetadataError, ScalerConfig};
 use crate::core::cycle::{Cycle, Step};
 use crate::core::fleet::{Observation, StaleKind, StaleReason, TargetRole};
 use crate::core::policy;
-use crate::discover::discover;
-use crate::scrape::{Scraper, Slots};
-use crate::telemetry::{SoLabels, Telemetry};
+use crate::fetch::discover::discover;
+use crate::fetch::scrape::{Scraper, Slots};
+use crate::service::telemetry::{SoLabels, Telemetry};
 
 pub use crate::core::cycle::{HistoryEntry, Snapshot, TargetView};
 

@@ -10,13 +10,13 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::admin::{self, AdminState};
-use crate::controller::{Registry, RegistrySettings};
-use crate::grpc::ScalerService;
-use crate::grpc::pb::external_scaler_server::ExternalScalerServer;
-use crate::scrape::{ScrapeLimits, Scraper};
-use crate::telemetry::Telemetry;
-use crate::tls::{TlsFiles, TlsState};
+use crate::fetch::scrape::{ScrapeLimits, Scraper};
+use crate::service::admin::{self, AdminState};
+use crate::service::controller::{Registry, RegistrySettings};
+use crate::service::grpc::ScalerService;
+use crate::service::grpc::pb::external_scaler_server::ExternalScalerServer;
+use crate::service::telemetry::Telemetry;
+use crate::service::tls::{TlsFiles, TlsState};
 
 /// Everything `serve` needs besides its listeners. Defaults are the `serve` command's.
 #[derive(Debug, Clone)]
@@ -55,11 +55,11 @@ impl Default for ServeOptions {
             first_decision_wait: DEFAULT_FIRST_DECISION_WAIT,
             tls: None,
             admin_token_file: None,
-            grpc_max_connections: crate::listen::DEFAULT_GRPC_MAX_CONNECTIONS,
-            grpc_max_concurrent_streams: crate::listen::DEFAULT_GRPC_MAX_STREAMS,
-            http_max_connections: crate::listen::DEFAULT_HTTP_MAX_CONNECTIONS,
-            grpc_preface_timeout: crate::listen::GRPC_PREFACE_TIMEOUT,
-            http_header_timeout: crate::listen::HTTP_HEADER_TIMEOUT,
+            grpc_max_connections: crate::service::listen::DEFAULT_GRPC_MAX_CONNECTIONS,
+            grpc_max_concurrent_streams: crate::service::listen::DEFAULT_GRPC_MAX_STREAMS,
+            http_max_connections: crate::service::listen::DEFAULT_HTTP_MAX_CONNECTIONS,
+            grpc_preface_timeout: crate::service::listen::GRPC_PREFACE_TIMEOUT,
+            http_header_timeout: crate::service::listen::HTTP_HEADER_TIMEOUT,
         }
     }
 }
@@ -126,12 +126,12 @@ pub async fn run(
         .add_service(health_service)
         .add_service(
             ExternalScalerServer::new(service)
-                .max_decoding_message_size(crate::listen::GRPC_MAX_MESSAGE_BYTES),
+                .max_decoding_message_size(crate::service::listen::GRPC_MAX_MESSAGE_BYTES),
         );
     let stop = async move { grpc_shutdown.cancelled().await };
     let grpc_task = match tls {
         Some(state) => {
-            let incoming = crate::tls::incoming(
+            let incoming = crate::service::tls::incoming(
                 grpc,
                 state,
                 Duration::from_secs(10),
@@ -145,7 +145,7 @@ pub async fn run(
             tokio::spawn(router.serve_with_incoming_shutdown(incoming, stop))
         }
         None => {
-            let incoming = crate::listen::grpc_plain(
+            let incoming = crate::service::listen::grpc_plain(
                 grpc,
                 options.grpc_max_connections,
                 options.grpc_preface_timeout,
@@ -160,7 +160,7 @@ pub async fn run(
         ready: ready.clone(),
         token_file: options.admin_token_file.clone().map(Arc::new),
     });
-    let http_task = tokio::spawn(crate::listen::serve_http(
+    let http_task = tokio::spawn(crate::service::listen::serve_http(
         http,
         app,
         options.http_max_connections,
