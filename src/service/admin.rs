@@ -140,9 +140,10 @@ struct SignalsView {
     request_rate: f64,
     preemption_rate: f64,
     fresh_workers: usize,
-    total_workers: usize,
+    discovered_workers: usize,
+    starting_workers: usize,
     fresh_frontends: usize,
-    total_frontends: usize,
+    discovered_frontends: usize,
 }
 
 impl From<&Signals> for SignalsView {
@@ -160,9 +161,10 @@ impl From<&Signals> for SignalsView {
             request_rate: s.request_rate,
             preemption_rate: s.preemption_rate,
             fresh_workers: s.fresh_workers,
-            total_workers: s.total_workers,
+            discovered_workers: s.discovered_workers,
+            starting_workers: s.starting_workers,
             fresh_frontends: s.fresh_frontends,
-            total_frontends: s.total_frontends,
+            discovered_frontends: s.discovered_frontends,
         }
     }
 }

@@ -19,16 +19,15 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::clock;
 use crate::config::{MetadataError, ScalerConfig};
 use crate::core::cycle::{Cycle, Step};
-use crate::core::fleet::{Observation, StaleKind, StaleReason, TargetRole};
+use crate::core::fleet::Observation;
 use crate::core::policy;
-use crate::fetch::discover::discover;
+use crate::fetch::cycle::fetch_cycle;
 use crate::fetch::scrape::{Scraper, Slots};
 use crate::service::telemetry::{SoLabels, Telemetry};
 
@@ -544,7 +543,7 @@ async fn run(
         let now_ms = clock::monotonic_ms();
         let observations = tokio::select! {
             () = cancel.cancelled() => break,
-            obs = scrape_cycle(&config, &scraper, &slots, cycle.known_workers()) => obs,
+            obs = observe(&config, &scraper, &slots, cycle.known_workers()) => obs,
         };
         for o in &observations {
             let result = match &o.outcome {
@@ -597,99 +596,21 @@ async fn run(
     );
 }
 
-fn discovery_source(d: &crate::config::Discovery) -> String {
-    match d {
-        crate::config::Discovery::Static(_) => "static targets".into(),
-        crate::config::Discovery::HttpSd { url, .. } => url.clone(),
-        crate::config::Discovery::Service { host, port, .. } => format!("{host}:{port}"),
-    }
-}
-
-/// Discovers and scrapes every target of one cycle concurrently; the result lists every
-/// target, sorted by id. If discovery fails, the previously known workers are reported
-/// stale with the discovery error (so the policy holds instead of seeing an empty fleet).
-async fn scrape_cycle(
+/// One cycle's observations: every target fetched and read into the core's terms.
+async fn observe(
     config: &ScalerConfig,
     scraper: &Scraper,
     slots: &Slots,
     known_workers: Vec<String>,
 ) -> Vec<Observation> {
-    let timeout = Duration::from_millis(config.scrape_timeout_ms);
-    let mut out = Vec::new();
-    let mut targets: Vec<(String, TargetRole, bool)> = Vec::new();
-    // Pod IPs from an allowed Service name were checked as the name resolved.
-    let vouched = matches!(config.discovery, crate::config::Discovery::Service { .. });
-    match discover(&config.discovery, scraper, slots, timeout).await {
-        Ok(urls) => targets.extend(urls.into_iter().map(|u| (u, TargetRole::Worker, vouched))),
-        Err(e) => {
-            let reason = StaleReason {
-                kind: e.kind(),
-                detail: crate::redact::text(&e.to_string()),
-            };
-            // With no worker known yet, the discovery itself is shown as the stale target, so
-            // the reason reaches the debug API and the scrape counters.
-            let ids = if known_workers.is_empty() {
-                vec![format!(
-                    "discovery: {}",
-                    crate::redact::url(&discovery_source(&config.discovery))
-                )]
-            } else {
-                known_workers
-            };
-            out.extend(ids.into_iter().map(|id| Observation {
-                id,
-                role: TargetRole::Worker,
-                outcome: Err(reason.clone()),
-                parse_errors: 0,
-            }));
-        }
-    }
-    targets.extend(
-        config
-            .frontends
-            .iter()
-            .map(|u| (u.clone(), TargetRole::Frontend, false)),
-    );
-
-    let mut tasks = JoinSet::new();
-    for (url, role, vouched) in targets {
-        let scraper = scraper.clone();
-        let slots = slots.clone();
-        let engine = config.engine;
-        let model = config.model.clone();
-        tasks.spawn(async move {
-            let page = if vouched {
-                scraper.fetch_vouched(&url, timeout, &slots).await
-            } else {
-                scraper.fetch(&url, timeout, &slots).await
-            };
-            // Parsing is CPU work (~90 µs per 57 KB vLLM page): off the async workers, so a
-            // thousand pages arriving together cannot delay the RPCs KEDA is waiting on.
-            let id = url.clone();
-            match tokio::task::spawn_blocking(move || {
-                Observation::from_page(url, role, page, engine, model.as_deref())
-            })
-            .await
-            {
-                Ok(obs) => obs,
-                Err(e) => Observation {
-                    id,
-                    role,
-                    outcome: Err(StaleReason {
-                        kind: StaleKind::Body,
-                        detail: format!("parsing task failed: {e}"),
-                    }),
-                    parse_errors: 0,
-                },
-            }
-        });
-    }
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok(obs) => out.push(obs),
-            Err(e) => warn!(error = %e, "scrape task failed"),
-        }
-    }
-    out.sort_by(|a, b| a.id.cmp(&b.id));
-    out
+    let engine = config.engine;
+    let model = config.model.clone();
+    fetch_cycle(
+        config,
+        scraper,
+        slots,
+        known_workers,
+        move |id, role, page| Observation::from_page(id, role, page, engine, model.as_deref()),
+    )
+    .await
 }

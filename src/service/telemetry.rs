@@ -333,8 +333,14 @@ impl Telemetry {
             .get_or_create(&kind(so, "fresh"))
             .set(s.fresh_workers as f64);
         self.workers
-            .get_or_create(&kind(so, "stale"))
-            .set(s.total_workers.saturating_sub(s.fresh_workers) as f64);
+            .get_or_create(&kind(so, "starting"))
+            .set(s.starting_workers as f64);
+        // Starting pods (never answered yet) are pending supply, not stale data.
+        self.workers.get_or_create(&kind(so, "stale")).set(
+            s.discovered_workers
+                .saturating_sub(s.fresh_workers)
+                .saturating_sub(s.starting_workers) as f64,
+        );
         for reason in crate::core::policy::Reason::ALL {
             let on = if reason == d.reason { 1.0 } else { 0.0 };
             self.decision_reason
@@ -374,7 +380,9 @@ impl Telemetry {
             f.remove(so);
         }
         self.parse_errors.remove(so);
-        let kinds = ["mean", "max", "waiting", "running", "fresh", "stale", "ok"];
+        let kinds = [
+            "mean", "max", "waiting", "running", "fresh", "starting", "stale", "ok",
+        ];
         let reasons = crate::core::policy::Reason::ALL.map(|r| r.as_str());
         let stale_kinds = crate::core::fleet::StaleKind::ALL.map(|k| k.as_str());
         let bindings = crate::core::policy::Binding::ALL.map(|b| b.as_str());

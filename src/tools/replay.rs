@@ -14,7 +14,8 @@ use serde::Serialize;
 use crate::clock::{self, Stopwatch};
 use crate::config::ScalerConfig;
 use crate::core::cycle::Cycle;
-use crate::core::fleet::{Observation, TargetRole};
+use crate::core::fleet::Observation;
+use crate::fetch::cycle::fetch_cycle;
 use crate::sim::report::{Chart, PALETTE, Series, page_start};
 use crate::tools::recording::{self, Header, Recording, Scrape, Writer};
 
@@ -50,7 +51,7 @@ pub struct Row {
     /// Workers with data this cycle.
     pub fresh_workers: usize,
     /// Workers discovered.
-    pub total_workers: usize,
+    pub discovered_workers: usize,
     /// The explanation line.
     pub detail: String,
 }
@@ -95,7 +96,7 @@ pub fn replay(
             waiting: s.waiting,
             running: s.running,
             fresh_workers: s.fresh_workers,
-            total_workers: s.total_workers,
+            discovered_workers: s.discovered_workers,
             detail: d.detail.clone(),
         });
     }
@@ -117,7 +118,7 @@ fn opt(v: Option<f64>) -> String {
 /// The timeline as CSV.
 pub fn to_csv(rows: &[Row]) -> String {
     let mut o = String::from(
-        "variant,t_s,desired,unavailable,active,reason,binding,ttft_s,ttft_samples,kv_mean,kv_max,waiting,running,fresh_workers,total_workers,detail\n",
+        "variant,t_s,desired,unavailable,active,reason,binding,ttft_s,ttft_samples,kv_mean,kv_max,waiting,running,fresh_workers,discovered_workers,detail\n",
     );
     for r in rows {
         o.push_str(&format!(
@@ -136,7 +137,7 @@ pub fn to_csv(rows: &[Row]) -> String {
             r.waiting,
             r.running,
             r.fresh_workers,
-            r.total_workers,
+            r.discovered_workers,
             csv_field(&r.detail)
         ));
     }
@@ -192,7 +193,7 @@ pub fn html(header: &Header, variants: &[(String, BTreeMap<String, String>, Vec<
             color: "#1a7f37",
             points: rows
                 .iter()
-                .map(|r| (r.t_s, r.total_workers as f64))
+                .map(|r| (r.t_s, r.discovered_workers as f64))
                 .collect(),
             step: true,
             dashed: true,
@@ -536,8 +537,8 @@ pub async fn run_record(
     };
     let mut writer = Writer::new(std::io::BufWriter::new(file), &header)?;
     let start = Stopwatch::start();
-    let timeout = Duration::from_millis(cfg.scrape_timeout_ms);
     let slots = scraper.slots("record");
+    let mut known: Vec<String> = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_secs_f64(interval));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -552,28 +553,14 @@ pub async fn run_record(
             break;
         }
         let t_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let mut targets: Vec<(String, TargetRole)> = Vec::new();
-        let mut scrapes = Vec::new();
-        match crate::fetch::discover::discover(&cfg.discovery, &scraper, &slots, timeout).await {
-            Ok(urls) => targets.extend(urls.into_iter().map(|u| (u, TargetRole::Worker))),
-            Err(e) => eprintln!("\nrecord: discovery failed: {e}"),
-        }
-        targets.extend(
-            cfg.frontends
-                .iter()
-                .map(|u| (u.clone(), TargetRole::Frontend)),
-        );
-        let fetches = targets.into_iter().map(|(url, role)| {
-            let scraper = scraper.clone();
-            let slots = slots.clone();
-            async move {
-                let page = scraper.fetch(&url, timeout, &slots).await;
-                Scrape::new(url, role, page)
-            }
-        });
-        for s in futures_join_all(fetches).await {
-            scrapes.push(s);
-        }
+        // The controller's own fetch cycle: the same discovery, allow-list and failures.
+        let scrapes: Vec<Scrape> =
+            fetch_cycle(&cfg, &scraper, &slots, known.clone(), Scrape::new).await;
+        known = scrapes
+            .iter()
+            .filter(|s| s.role == "worker" && !s.target.starts_with("discovery: "))
+            .map(|s| s.target.clone())
+            .collect();
         let ok = scrapes.iter().filter(|s| s.body.is_some()).count();
         let n = scrapes.len();
         writer.cycle(t_ms, scrapes)?;
@@ -589,21 +576,4 @@ pub async fn run_record(
     out.flush()?;
     eprintln!("\nrecord: wrote {cycles} cycles to {}", args.out.display());
     Ok(())
-}
-
-async fn futures_join_all<F: std::future::Future<Output = Scrape> + Send + 'static>(
-    futs: impl Iterator<Item = F>,
-) -> Vec<Scrape> {
-    let mut set = tokio::task::JoinSet::new();
-    for (i, f) in futs.enumerate() {
-        set.spawn(async move { (i, f.await) });
-    }
-    let mut out = Vec::new();
-    while let Some(r) = set.join_next().await {
-        if let Ok(x) = r {
-            out.push(x);
-        }
-    }
-    out.sort_by_key(|(i, _)| *i);
-    out.into_iter().map(|(_, s)| s).collect()
 }

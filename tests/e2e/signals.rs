@@ -186,7 +186,7 @@ async fn dynamo_frontend_supplies_ttft_and_queue() {
         approx(&s["running"], 0.0),
         "running counted on the workers: {s}"
     );
-    assert_eq!(s["total_frontends"], 1);
-    assert_eq!(s["total_workers"], 1);
+    assert_eq!(s["discovered_frontends"], 1);
+    assert_eq!(s["discovered_workers"], 1);
     scaler.shutdown.cancel();
 }

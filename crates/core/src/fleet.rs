@@ -268,15 +268,15 @@ pub struct Signals {
     /// Workers with data from the latest cycle.
     pub fresh_workers: usize,
     /// Workers discovered in the latest cycle.
-    pub total_workers: usize,
+    pub discovered_workers: usize,
     /// Discovered workers that have never answered a scrape: pods still starting (a headless
     /// Service with `publishNotReadyAddresses` lists them before vLLM listens). They are not
     /// serving yet, so they count neither as ready nor as stale.
-    pub unproven_workers: usize,
+    pub starting_workers: usize,
     /// Frontends with data from the latest cycle.
     pub fresh_frontends: usize,
     /// Frontends configured.
-    pub total_frontends: usize,
+    pub discovered_frontends: usize,
     /// Last time demand was seen (requests in flight or arriving), ms.
     pub last_demand_ms: Option<u64>,
 }
@@ -481,14 +481,14 @@ impl Fleet {
             request_rate: per_second(requests),
             preemption_rate: per_second(preemptions),
             fresh_workers: fresh_count(TargetRole::Worker),
-            total_workers: count(TargetRole::Worker),
-            unproven_workers: self
+            discovered_workers: count(TargetRole::Worker),
+            starting_workers: self
                 .targets
                 .values()
                 .filter(|t| t.role == TargetRole::Worker && t.last_ok_ms.is_none())
                 .count(),
             fresh_frontends: fresh_count(TargetRole::Frontend),
-            total_frontends: count(TargetRole::Frontend),
+            discovered_frontends: count(TargetRole::Frontend),
             last_demand_ms: self.last_demand_ms,
         }
     }
@@ -707,9 +707,9 @@ mod tests {
         };
         f.apply_cycle(&c, 5_000, vec![ok("a", page(&[], 1.0, 0.5)), stale]);
         let s = f.signals(&c);
-        assert_eq!((s.fresh_workers, s.total_workers), (1, 2));
+        assert_eq!((s.fresh_workers, s.discovered_workers), (1, 2));
         assert_eq!(s.kv_usage_max, Some(0.5), "stale data is not used");
         f.apply_cycle(&c, 10_000, vec![ok("a", page(&[], 1.0, 0.5))]);
-        assert_eq!(f.signals(&c).total_workers, 1);
+        assert_eq!(f.signals(&c).discovered_workers, 1);
     }
 }

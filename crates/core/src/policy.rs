@@ -432,8 +432,8 @@ pub fn decide(
     let dt = state.last_ms.map_or(0, |t| now_ms.saturating_sub(t));
     next.last_ms = Some(now_ms);
     let max = cfg.max_replicas.max(cfg.min_replicas);
-    let discovered = u32::try_from(s.total_workers).unwrap_or(u32::MAX);
-    let starting = u32::try_from(s.unproven_workers)
+    let discovered = u32::try_from(s.discovered_workers).unwrap_or(u32::MAX);
+    let starting = u32::try_from(s.starting_workers)
         .unwrap_or(u32::MAX)
         .min(discovered);
     let ready = discovered - starting;
@@ -490,7 +490,7 @@ pub fn decide(
 
     // A fleet scaled to zero has no workers to scrape; a fresh Dynamo frontend still sees every
     // request, so its numbers are evidence (of no demand, or of demand that must wake it).
-    let frontend_fresh = s.fresh_frontends > 0 && s.fresh_frontends * 2 >= s.total_frontends;
+    let frontend_fresh = s.fresh_frontends > 0 && s.fresh_frontends * 2 >= s.discovered_frontends;
     let data_fresh = (fresh > 0 && fresh * 2 >= ready) || (discovered == 0 && frontend_fresh);
     if !data_fresh {
         let since = *next.stale_since_ms.get_or_insert(now_ms);

@@ -19,7 +19,7 @@ fn sig(ready: usize, running: f64, waiting: f64) -> Signals {
         running,
         waiting,
         fresh_workers: ready,
-        total_workers: ready,
+        discovered_workers: ready,
         ..Signals::default()
     }
 }
@@ -190,7 +190,7 @@ fn stale_data_holds_then_goes_unavailable() {
     assert_eq!(d.desired, 6);
     let stale = Signals {
         fresh_workers: 1,
-        total_workers: 4,
+        discovered_workers: 4,
         ..Signals::default()
     };
     let (d, st) = decide(&c, &st, &stale, TICK);
@@ -209,7 +209,7 @@ fn stale_fleet_scales_up_when_the_fresh_subset_alone_proves_overload() {
     let s = Signals {
         running: 100.0,
         fresh_workers: 1,
-        total_workers: 4,
+        discovered_workers: 4,
         ..Signals::default()
     };
     let (d, _) = decide(&cfg(), &PolicyState::default(), &s, 0);
@@ -287,7 +287,7 @@ proptest! {
         let mut prev: Option<u32> = None;
         for (i, (total, fresh, running, waiting, kv, ttft)) in seq.into_iter().enumerate() {
             let fresh = fresh.min(total);
-            let s = Signals { total_workers: total, fresh_workers: fresh, running, waiting, kv_usage_mean: kv, kv_usage_max: kv, ttft_seconds: ttft, ..Signals::default() };
+            let s = Signals { discovered_workers: total, fresh_workers: fresh, running, waiting, kv_usage_mean: kv, kv_usage_max: kv, ttft_seconds: ttft, ..Signals::default() };
             let (d, next) = decide(&c, &st, &s, i as u64 * TICK);
             prop_assert!(d.desired >= c.min_replicas && d.desired <= c.max_replicas);
             if let Some(p) = prev {
@@ -366,7 +366,7 @@ fn frontend_queue_wakes_a_fleet_at_zero_workers() {
     };
     fleet.apply_cycle(&sc, 0, vec![obs]);
     let s = fleet.signals(&sc);
-    assert_eq!((s.waiting, s.total_workers), (3.0, 0));
+    assert_eq!((s.waiting, s.discovered_workers), (3.0, 0));
     let c = PolicyConfig {
         min_replicas: 0,
         ..cfg()
@@ -407,8 +407,8 @@ fn starting_pods_are_pending_supply_not_stale_data() {
     assert_eq!(d.desired, 6);
     // The 4 new pods are listed by the headless Service but refuse scrapes while they load.
     let starting = Signals {
-        unproven_workers: 4,
-        total_workers: 6,
+        starting_workers: 4,
+        discovered_workers: 6,
         ..sig(2, 200.0, 0.0)
     };
     let (d, _) = decide(&c, &st, &starting, TICK);
@@ -427,8 +427,8 @@ fn starting_pods_are_pending_supply_not_stale_data() {
 fn a_scaler_restarted_into_an_outage_holds_every_discovered_pod() {
     // Restart: no memory; 8 pods discovered, none has answered yet.
     let blind = Signals {
-        total_workers: 8,
-        unproven_workers: 8,
+        discovered_workers: 8,
+        starting_workers: 8,
         fresh_workers: 0,
         ..Signals::default()
     };
