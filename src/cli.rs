@@ -1,4 +1,5 @@
-//! Command line: `serve` (the scaler), `keys` (the metadata reference), and the tools `demo`, `simulate`, `record` and `replay`; exit codes by cause.
+//! Command line: `serve` (the scaler), `keys` (the metadata reference), and the tools `demo`,
+//! `simulate`, `record` and `replay`; exit codes by cause.
 
 use std::path::PathBuf;
 use std::time::Duration;
