@@ -1,7 +1,13 @@
 //! The one place that reads a clock. Everything else receives time as `now_ms`.
+//!
+//! It reads tokio's clock, so a test runtime with paused time (`start_paused`, `advance`)
+//! drives the controllers' ticks, idle reaping, deadlines and first-decision waits alike;
+//! outside a paused runtime it is the monotonic system clock.
 
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 fn origin() -> Instant {
     static ORIGIN: OnceLock<Instant> = OnceLock::new();

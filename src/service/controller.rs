@@ -14,6 +14,8 @@
 //! open `StreamIsActive` counts as activity).
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -141,6 +143,35 @@ impl Drop for StreamGuard {
     }
 }
 
+/// Where a controller's observations come from: the HTTP fetch cycle when serving
+/// ([`HttpSource`]), a script in tests, so the loop's timing (ticks, idle reaping,
+/// first-decision waits) is tested under paused time without sockets.
+pub trait ObservationSource: std::fmt::Debug + Send + Sync + 'static {
+    /// One cycle's observations for `config`, listing every target (see
+    /// [`crate::fetch::cycle::fetch_cycle`]).
+    fn observe<'a>(
+        &'a self,
+        config: &'a ScalerConfig,
+        slots: &'a Slots,
+        known_workers: Vec<String>,
+    ) -> Pin<Box<dyn Future<Output = Vec<Observation>> + Send + 'a>>;
+}
+
+/// The live source: every target fetched over HTTP and read into observations.
+#[derive(Debug, Clone)]
+pub struct HttpSource(pub Scraper);
+
+impl ObservationSource for HttpSource {
+    fn observe<'a>(
+        &'a self,
+        config: &'a ScalerConfig,
+        slots: &'a Slots,
+        known_workers: Vec<String>,
+    ) -> Pin<Box<dyn Future<Output = Vec<Observation>> + Send + 'a>> {
+        Box::pin(observe(config, &self.0, slots, known_workers))
+    }
+}
+
 /// Why no controller could be had.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -258,6 +289,7 @@ pub struct Registry {
     controllers: RwLock<HashMap<Key, Vec<Arc<Controller>>>>,
     settings: RegistrySettings,
     scraper: Scraper,
+    source: Arc<dyn ObservationSource>,
     telemetry: Telemetry,
     shutdown: CancellationToken,
 }
@@ -269,10 +301,12 @@ impl std::fmt::Debug for Telemetry {
 }
 
 impl Registry {
-    /// Creates the registry and its idle reaper.
+    /// Creates the registry and its idle reaper. `scraper` admits targets (allow-list, limits)
+    /// and hands out scrape slots; `source` produces each cycle's observations.
     pub fn new(
         settings: RegistrySettings,
         scraper: Scraper,
+        source: Arc<dyn ObservationSource>,
         telemetry: Telemetry,
         shutdown: CancellationToken,
     ) -> Arc<Registry> {
@@ -280,6 +314,7 @@ impl Registry {
             controllers: RwLock::new(HashMap::new()),
             settings,
             scraper,
+            source,
             telemetry,
             shutdown,
         });
@@ -437,7 +472,7 @@ impl Registry {
         );
         tokio::spawn(run(
             config,
-            self.scraper.clone(),
+            self.source.clone(),
             self.scraper.slots(namespace),
             self.telemetry.clone(),
             labels,
@@ -525,7 +560,7 @@ fn check_metric(config: &ScalerConfig, metric: Option<&str>) -> Result<(), Regis
 /// The controller loop.
 async fn run(
     config: Arc<ScalerConfig>,
-    scraper: Scraper,
+    source: Arc<dyn ObservationSource>,
     slots: Slots,
     telemetry: Telemetry,
     labels: SoLabels,
@@ -543,7 +578,7 @@ async fn run(
         let now_ms = clock::monotonic_ms();
         let observations = tokio::select! {
             () = cancel.cancelled() => break,
-            obs = observe(&config, &scraper, &slots, cycle.known_workers()) => obs,
+            obs = source.observe(&config, &slots, cycle.known_workers()) => obs,
         };
         for o in &observations {
             let result = match &o.outcome {
@@ -613,4 +648,165 @@ async fn observe(
         move |id, role, page| Observation::from_page(id, role, page, engine, model.as_deref()),
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    //! The loop's timing under paused time: a scripted source instead of sockets, so idle
+    //! reaping, streams, the first-decision wait and staleness are tested by advancing the
+    //! clock, not by sleeping.
+
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::core::extract::Engine;
+    use crate::core::fleet::{StaleKind, StaleReason, TargetRole};
+    use crate::fetch::scrape::ScrapeLimits;
+
+    /// Serves one worker whose page the test sets; `delay` holds each cycle back.
+    #[derive(Debug, Default)]
+    struct Script {
+        page: Mutex<Option<String>>,
+        delay: Duration,
+    }
+
+    impl ObservationSource for Script {
+        fn observe<'a>(
+            &'a self,
+            _config: &'a ScalerConfig,
+            _slots: &'a Slots,
+            _known: Vec<String>,
+        ) -> Pin<Box<dyn Future<Output = Vec<Observation>> + Send + 'a>> {
+            Box::pin(async move {
+                tokio::time::sleep(self.delay).await;
+                let page = match self.page.lock().map(|p| p.clone()) {
+                    Ok(Some(p)) => Ok(p),
+                    _ => Err(StaleReason {
+                        kind: StaleKind::Timeout,
+                        detail: "scripted outage".into(),
+                    }),
+                };
+                vec![Observation::from_page(
+                    "http://w:8000/metrics".into(),
+                    TargetRole::Worker,
+                    page,
+                    Engine::Auto,
+                    None,
+                )]
+            })
+        }
+    }
+
+    const BUSY: &str =
+        "vllm:num_requests_running 10\nvllm:num_requests_waiting 0\nvllm:kv_cache_usage_perc 0.5\n";
+
+    fn registry(source: Arc<Script>, idle: Duration) -> Arc<Registry> {
+        crate::service::tls::install_crypto_provider();
+        let scraper = Scraper::new(&ScrapeLimits::default()).expect("scraper");
+        Registry::new(
+            RegistrySettings {
+                idle,
+                ..RegistrySettings::default()
+            },
+            scraper,
+            source,
+            Telemetry::new(),
+            CancellationToken::new(),
+        )
+    }
+
+    fn metadata(extra: &[(&str, &str)]) -> HashMap<String, String> {
+        [("targets", "w:8000"), ("scrapeIntervalSeconds", "5")]
+            .iter()
+            .chain(extra)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn script(page: Option<&str>, delay: Duration) -> Arc<Script> {
+        Arc::new(Script {
+            page: Mutex::new(page.map(str::to_string)),
+            delay,
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_controllers_are_dropped_and_open_streams_keep_them() {
+        let reg = registry(script(Some(BUSY), Duration::ZERO), Duration::from_secs(60));
+        let a = reg.controller("llm", "a", &metadata(&[]), None).expect("a");
+        let b = reg.controller("llm", "b", &metadata(&[]), None).expect("b");
+        let stream = b.stream_guard();
+        assert!(a.latest_or_wait(Duration::from_secs(2)).await.is_some());
+        tokio::time::sleep(Duration::from_secs(50)).await;
+        assert_eq!(reg.all().len(), 2, "within the idle time both stay");
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert!(a.is_stopped(), "idle for 80 s of a 60 s limit");
+        assert!(!b.is_stopped(), "an open stream counts as activity");
+        assert_eq!(reg.all().len(), 1);
+        drop(stream);
+        tokio::time::sleep(Duration::from_secs(90)).await;
+        assert!(b.is_stopped() && reg.all().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_first_decision_wait_bounds_a_slow_first_cycle() {
+        let reg = registry(
+            script(Some(BUSY), Duration::from_secs(4)),
+            Duration::from_secs(600),
+        );
+        let c = reg
+            .controller("llm", "slow", &metadata(&[]), None)
+            .expect("c");
+        let waited = crate::clock::Stopwatch::start();
+        assert!(
+            c.latest_or_wait(Duration::from_millis(1500))
+                .await
+                .is_none()
+        );
+        assert_eq!(waited.elapsed(), Duration::from_millis(1500));
+        assert!(c.latest_or_wait(Duration::from_secs(5)).await.is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stale_data_holds_then_answers_unavailable_after_stale_hold() {
+        let source = script(Some(BUSY), Duration::ZERO);
+        let reg = registry(source.clone(), Duration::from_secs(3600));
+        let md = metadata(&[("staleHoldSeconds", "120")]);
+        let c = reg.controller("llm", "stale", &md, None).expect("c");
+        let first = c
+            .latest_or_wait(Duration::from_secs(1))
+            .await
+            .expect("first");
+        let held = first.decision.desired;
+        *source.page.lock().expect("page") = None;
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let snap = c.latest().expect("snapshot");
+        assert_eq!(snap.decision.reason, policy::Reason::DataStale);
+        assert_eq!(snap.decision.desired, held, "held, never lowered");
+        assert!(!snap.decision.unavailable);
+        // The first blind cycle was at 5 s; by 137 s the newest one is past 120 s of it.
+        tokio::time::sleep(Duration::from_secs(77)).await;
+        assert!(c.latest().expect("snapshot").decision.unavailable);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trigger_with_other_metadata_is_another_controller_and_the_old_one_goes_idle() {
+        let reg = registry(script(Some(BUSY), Duration::ZERO), Duration::from_secs(60));
+        let old = reg
+            .controller("llm", "so", &metadata(&[("kvCacheTarget", "0.8")]), None)
+            .expect("old");
+        let new_md = metadata(&[("kvCacheTarget", "0.7")]);
+        let new = reg.controller("llm", "so", &new_md, None).expect("new");
+        assert_ne!(old.trigger(), new.trigger());
+        assert!(
+            !old.is_stopped(),
+            "no replacement: the old metadata may be a second trigger"
+        );
+        for _ in 0..8 {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            reg.controller("llm", "so", &new_md, None).expect("touch");
+        }
+        assert!(old.is_stopped() && !new.is_stopped());
+        assert_eq!(reg.all().len(), 1);
+    }
 }

@@ -12,7 +12,7 @@ use tracing::info;
 
 use crate::fetch::scrape::{ScrapeLimits, Scraper};
 use crate::service::admin::{self, AdminState};
-use crate::service::controller::{Registry, RegistrySettings};
+use crate::service::controller::{HttpSource, Registry, RegistrySettings};
 use crate::service::grpc::ScalerService;
 use crate::service::grpc::pb::external_scaler_server::ExternalScalerServer;
 use crate::service::telemetry::Telemetry;
@@ -97,7 +97,8 @@ pub async fn run(
     let scraper = Scraper::new(&options.scrape).context("building the scrape client")?;
     let registry = Registry::new(
         options.registry.clone(),
-        scraper,
+        scraper.clone(),
+        Arc::new(HttpSource(scraper)),
         telemetry.clone(),
         shutdown.clone(),
     );
