@@ -204,7 +204,10 @@ pub fn keys_markdown() -> String {
         };
         out.push_str(&format!(
             "| `{}` | {} | {} | {} |\n",
-            k.key, k.kind, default, k.meaning
+            k.key,
+            k.value.describe(),
+            default,
+            k.meaning
         ));
     }
     out
@@ -294,4 +297,23 @@ async fn serve_with(options: ServeOptions, args: &ServeArgs) -> anyhow::Result<(
     let shutdown = CancellationToken::new();
     serve::cancel_on_signals(shutdown.clone());
     serve::run(options, grpc, http, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    /// The README's metadata reference is `keys` output, so it cannot drift from the table the
+    /// parser reads.
+    #[test]
+    fn the_readme_metadata_table_is_the_keys_table() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+            .expect("README");
+        let begin = readme.find("<!-- keys:begin -->\n").expect("begin marker")
+            + "<!-- keys:begin -->\n".len();
+        let end = readme.find("<!-- keys:end -->").expect("end marker");
+        assert_eq!(
+            &readme[begin..end],
+            super::keys_markdown(),
+            "run `cargo run -- keys` and paste it between the markers"
+        );
+    }
 }

@@ -8,6 +8,26 @@
 /// What replaces a secret.
 pub const MASK: &str = "***";
 
+/// Most bytes of a caller's value quoted back in an error.
+const MAX_ECHO: usize = 64;
+
+/// `text`, cut to [`MAX_ECHO`] bytes on a character boundary.
+pub fn cut(text: &str) -> String {
+    if text.len() <= MAX_ECHO {
+        return text.to_string();
+    }
+    let mut end = MAX_ECHO;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes)", &text[..end], text.len())
+}
+
+/// `text` quoted and cut (see [`cut`]), for error messages that quote a caller's value.
+pub fn echo(text: &str) -> String {
+    format!("{:?}", cut(text))
+}
+
 /// `raw` with its userinfo, query values and fragment replaced by [`MASK`]; scheme, host,
 /// port and path are kept so the target stays recognisable.
 ///

@@ -5,267 +5,18 @@
 //! controller; a bad value is an [`MetadataError`] naming the key and the accepted values,
 //! which the gRPC layer turns into `INVALID_ARGUMENT`.
 
+mod keys;
+mod targets;
+
 use std::collections::BTreeMap;
 
 use crate::core::extract::Engine;
 use crate::core::fleet::SignalConfig;
 use crate::core::policy::PolicyConfig;
 
-/// One documented metadata key.
-#[derive(Debug, Clone, Copy)]
-pub struct KeySpec {
-    /// camelCase key as written in the ScaledObject.
-    pub key: &'static str,
-    /// Type as shown to users.
-    pub kind: &'static str,
-    /// Default ("" = none).
-    pub default: &'static str,
-    /// Meaning, one sentence.
-    pub meaning: &'static str,
-}
-
-/// Every metadata key the scaler accepts, with defaults. The single source of defaults.
-pub const KEYS: &[KeySpec] = &[
-    KeySpec {
-        key: "targets",
-        kind: "list",
-        default: "",
-        meaning: "Comma-separated worker `host:port` or `http(s)://` URLs to scrape. Exactly one of `targets`, `service` and `httpSd` is required.",
-    },
-    KeySpec {
-        key: "service",
-        kind: "string",
-        default: "",
-        meaning: "Headless Service (`name`, `name.namespace` or FQDN) resolved by DNS every cycle, one worker per A/AAAA record.",
-    },
-    KeySpec {
-        key: "httpSd",
-        kind: "URL",
-        default: "",
-        meaning: "Prometheus HTTP service-discovery endpoint (`[{\"targets\": [\"host:port\"]}]`) fetched every cycle, one worker per target; for fleets outside Kubernetes and the demo.",
-    },
-    KeySpec {
-        key: "port",
-        kind: "integer",
-        default: "",
-        meaning: "Metrics port of the pods behind `service` (required with `service`).",
-    },
-    KeySpec {
-        key: "metricsPath",
-        kind: "string",
-        default: "/metrics",
-        meaning: "HTTP path of the metrics endpoint for `service` and bare `host:port` targets.",
-    },
-    KeySpec {
-        key: "scheme",
-        kind: "`http` or `https`",
-        default: "http",
-        meaning: "Scheme for `service` and bare `host:port` targets.",
-    },
-    KeySpec {
-        key: "frontendTargets",
-        kind: "list",
-        default: "",
-        meaning: "Dynamo frontend endpoints; when set, TTFT, queue and request rate come from them and KV from the workers.",
-    },
-    KeySpec {
-        key: "engine",
-        kind: "one of `auto`, `vllm`, `dynamo`, `sglang`, `trtllm`",
-        default: "auto",
-        meaning: "Metric dialect; `auto` detects it from the families present.",
-    },
-    KeySpec {
-        key: "model",
-        kind: "string",
-        default: "",
-        meaning: "Only read series whose `model`/`model_name` label equals this (case-insensitive); empty reads all.",
-    },
-    KeySpec {
-        key: "minReplicas",
-        kind: "integer",
-        default: "1",
-        meaning: "Lower bound of the answer.",
-    },
-    KeySpec {
-        key: "maxReplicas",
-        kind: "integer",
-        default: "10",
-        meaning: "Upper bound of the answer.",
-    },
-    KeySpec {
-        key: "ttftTargetMs",
-        kind: "number",
-        default: "500",
-        meaning: "TTFT SLO in milliseconds.",
-    },
-    KeySpec {
-        key: "ttftQuantile",
-        kind: "number in (0,1)",
-        default: "0.95",
-        meaning: "Quantile of TTFT to hold under the target.",
-    },
-    KeySpec {
-        key: "ttftWindowSeconds",
-        kind: "number",
-        default: "60",
-        meaning: "Sliding window for the TTFT quantile and request rates.",
-    },
-    KeySpec {
-        key: "ttftMinSamples",
-        kind: "integer",
-        default: "20",
-        meaning: "With fewer completions in the window the quantile is undefined (no evidence, never 0).",
-    },
-    KeySpec {
-        key: "kvCacheTarget",
-        kind: "number in (0,1]",
-        default: "0.8",
-        meaning: "KV usage fraction to keep each replica under.",
-    },
-    KeySpec {
-        key: "scrapeIntervalSeconds",
-        kind: "number",
-        default: "5",
-        meaning: "Scrape and decision period of this ScaledObject's controller.",
-    },
-    KeySpec {
-        key: "scrapeTimeoutSeconds",
-        kind: "number",
-        default: "2",
-        meaning: "Per-target scrape timeout, the wait for a scrape slot included; at most the interval (unset: 2 s, or 80 % of a shorter interval).",
-    },
-    KeySpec {
-        key: "scaleDownWindowSeconds",
-        kind: "number",
-        default: "300",
-        meaning: "How long a lower need must hold before scaling down.",
-    },
-    KeySpec {
-        key: "scaleUpUtilization",
-        kind: "number in (0,1]",
-        default: "0.8",
-        meaning: "Utilisation (demand / (replicas x concurrencyPerReplica)) above which capacity is added.",
-    },
-    KeySpec {
-        key: "scaleDownUtilization",
-        kind: "number in (0,1)",
-        default: "0.6",
-        meaning: "Projected utilisation after removing replicas must stay below this for the whole scale-down window.",
-    },
-    KeySpec {
-        key: "concurrencyPerReplica",
-        kind: "number",
-        default: "48",
-        meaning: "Seed of the per-replica capacity: requests in flight at the TTFT knee (Qwen3-0.6B on one H100 saturates near 60-70 in flight); calibrated online within 0.5x-1.5x from TTFT.",
-    },
-    KeySpec {
-        key: "postScaleUpHoldSeconds",
-        kind: "number",
-        default: "600",
-        meaning: "No scale-down for this long after a scale-up.",
-    },
-    KeySpec {
-        key: "scaleDownStepSeconds",
-        kind: "number",
-        default: "120",
-        meaning: "Period of scale-down steps.",
-    },
-    KeySpec {
-        key: "scaleDownMaxPercent",
-        kind: "number",
-        default: "10",
-        meaning: "Each scale-down step removes at most this percentage of ready replicas (at least 1).",
-    },
-    KeySpec {
-        key: "maxScaleUpFactor",
-        kind: "number >= 1",
-        default: "2",
-        meaning: "Scale up at most to this multiple of supply per decision, or by `maxScaleUpStep`, whichever is larger.",
-    },
-    KeySpec {
-        key: "maxScaleUpStep",
-        kind: "integer",
-        default: "4",
-        meaning: "Additive scale-up allowance per decision (see `maxScaleUpFactor`).",
-    },
-    KeySpec {
-        key: "pendingTimeoutSeconds",
-        kind: "number",
-        default: "600",
-        meaning: "A requested replica not serving by then stops counting as supply (reason `capacity_blocked`).",
-    },
-    KeySpec {
-        key: "hpaTolerance",
-        kind: "number in [0,0.5]",
-        default: "0",
-        meaning: "The HPA tolerance of your cluster; set 0.1 where `behavior.*.tolerance: 0` is not supported, so small scale-ups are pushed past the dead band.",
-    },
-    KeySpec {
-        key: "activationWindowSeconds",
-        kind: "number",
-        default: "300",
-        meaning: "IsActive stays true this long after the last sign of demand.",
-    },
-    KeySpec {
-        key: "staleHoldSeconds",
-        kind: "number",
-        default: "120",
-        meaning: "After this long without fresh data, GetMetrics returns UNAVAILABLE so KEDA's `fallback` takes over.",
-    },
-    KeySpec {
-        key: "metricName",
-        kind: "string `[a-z0-9-]`",
-        default: "llm-desired-replicas",
-        meaning: "Name of the single metric reported to KEDA (stable for the ScaledObject's lifetime).",
-    },
-];
-
-/// Keys KEDA itself puts in the trigger metadata; accepted and ignored.
-const KEDA_KEYS: &[&str] = &["scalerAddress", "enableTLS", "unsafeSsl"];
-
-/// A metadata problem, naming the key.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("metadata key `{key}`: {message}")]
-pub struct MetadataError {
-    /// The offending key (or the key that is missing).
-    pub key: String,
-    /// What is wrong and what is accepted.
-    pub message: String,
-}
-
-fn err(key: &str, message: impl Into<String>) -> MetadataError {
-    MetadataError {
-        key: key.to_string(),
-        message: message.into(),
-    }
-}
-
-/// Where the workers come from.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Discovery {
-    /// A fixed list of metrics URLs.
-    Static(Vec<String>),
-    /// A Prometheus HTTP service-discovery endpoint fetched every cycle.
-    HttpSd {
-        /// The endpoint.
-        url: String,
-        /// Path of each target's metrics, starting with `/`.
-        path: String,
-        /// `http` or `https` for the targets.
-        scheme: String,
-    },
-    /// A headless Service resolved by DNS every cycle.
-    Service {
-        /// DNS name.
-        host: String,
-        /// Metrics port.
-        port: u16,
-        /// Path, starting with `/`.
-        path: String,
-        /// `http` or `https`.
-        scheme: String,
-    },
-}
+use keys::{KEDA_KEYS, Lookup, err};
+pub use keys::{KEYS, KeySpec, MetadataError, Value};
+pub use targets::{Discovery, target_url};
 
 /// The validated configuration of one ScaledObject's controller.
 #[derive(Debug, Clone, PartialEq)]
@@ -288,114 +39,6 @@ pub struct ScalerConfig {
     pub scrape_timeout_ms: u64,
     /// Metric name returned by GetMetricSpec.
     pub metric_name: String,
-}
-
-/// Looks keys up in the trigger metadata first, then in the server-wide defaults.
-struct Lookup<'a> {
-    metadata: &'a BTreeMap<String, String>,
-    defaults: &'a BTreeMap<String, String>,
-}
-
-impl Lookup<'_> {
-    fn raw(&self, key: &str) -> Option<String> {
-        let from = |m: &BTreeMap<String, String>| {
-            m.get(key)
-                .or_else(|| m.get(&format!("{key}FromEnv")))
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        from(self.metadata).or_else(|| from(self.defaults))
-    }
-
-    fn get(&self, key: &str) -> String {
-        self.raw(key)
-            .unwrap_or_else(|| spec(key).default.to_string())
-    }
-
-    fn number(&self, key: &str, min: f64, max: f64) -> Result<f64, MetadataError> {
-        let text = self.get(key);
-        let value: f64 = text.parse().map_err(|_| {
-            err(
-                key,
-                format!("expected a number in [{min}, {max}], got {text:?}"),
-            )
-        })?;
-        if !value.is_finite() || value < min || value > max {
-            return Err(err(
-                key,
-                format!("expected a number in [{min}, {max}], got {text:?}"),
-            ));
-        }
-        Ok(value)
-    }
-
-    fn integer(&self, key: &str, min: u32, max: u32) -> Result<u32, MetadataError> {
-        let text = self.get(key);
-        text.parse::<u32>()
-            .ok()
-            .filter(|v| (min..=max).contains(v))
-            .ok_or_else(|| {
-                err(
-                    key,
-                    format!("expected an integer in [{min}, {max}], got {text:?}"),
-                )
-            })
-    }
-
-    fn millis(&self, key: &str, min_s: f64, max_s: f64) -> Result<u64, MetadataError> {
-        Ok((self.number(key, min_s, max_s)? * 1000.0).round() as u64)
-    }
-}
-
-fn spec(key: &str) -> &'static KeySpec {
-    KEYS.iter()
-        .find(|k| k.key == key)
-        .unwrap_or_else(|| panic!("metadata key {key} missing from KEYS"))
-}
-
-/// Normalises one target to a metrics URL: `host:port` gets `scheme://` and `metricsPath`.
-pub fn target_url(key: &str, raw: &str, scheme: &str, path: &str) -> Result<String, MetadataError> {
-    let raw = raw.trim();
-    let url = if raw.contains("://") {
-        raw.to_string()
-    } else {
-        format!("{scheme}://{raw}{path}")
-    };
-    let parsed = reqwest::Url::parse(&url).map_err(|e| {
-        err(
-            key,
-            format!("{raw:?} is not a `host:port` or http(s) URL ({e})"),
-        )
-    })?;
-    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
-        return Err(err(
-            key,
-            format!("{raw:?} is not a `host:port` or http(s) URL"),
-        ));
-    }
-    Ok(parsed.to_string())
-}
-
-fn target_list(
-    l: &Lookup<'_>,
-    key: &str,
-    scheme: &str,
-    path: &str,
-) -> Result<Vec<String>, MetadataError> {
-    let Some(raw) = l.raw(key) else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::new();
-    for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let url = target_url(key, item, scheme, path)?;
-        if !out.contains(&url) {
-            out.push(url);
-        }
-    }
-    if out.is_empty() {
-        return Err(err(key, "expected at least one `host:port` or URL"));
-    }
-    Ok(out)
 }
 
 fn metric_name_ok(name: &str) -> bool {
@@ -436,79 +79,7 @@ impl ScalerConfig {
         }
         let l = Lookup { metadata, defaults };
 
-        let scheme = l.get("scheme").to_ascii_lowercase();
-        if scheme != "http" && scheme != "https" {
-            return Err(err(
-                "scheme",
-                format!("expected http or https, got {scheme:?}"),
-            ));
-        }
-        let path = l.get("metricsPath");
-        if !path.starts_with('/') {
-            return Err(err(
-                "metricsPath",
-                format!("expected a path starting with '/', got {path:?}"),
-            ));
-        }
-        let targets = target_list(&l, "targets", &scheme, &path)?;
-        let sources = usize::from(!targets.is_empty())
-            + usize::from(l.raw("service").is_some())
-            + usize::from(l.raw("httpSd").is_some());
-        if sources > 1 {
-            let key = if l.raw("httpSd").is_some() {
-                "httpSd"
-            } else {
-                "service"
-            };
-            return Err(err(
-                key,
-                "set exactly one of `targets`, `service` and `httpSd`",
-            ));
-        }
-        let discovery = if !targets.is_empty() {
-            Discovery::Static(targets)
-        } else if let Some(raw) = l.raw("httpSd") {
-            if !(raw.starts_with("http://") || raw.starts_with("https://")) {
-                return Err(err(
-                    "httpSd",
-                    format!("expected an http:// or https:// URL, got {raw:?}"),
-                ));
-            }
-            // Parsed now, so `http://` (no host) fails here and not on every cycle.
-            let url = target_url("httpSd", &raw, &scheme, &path)?;
-            Discovery::HttpSd {
-                url,
-                path: path.clone(),
-                scheme: scheme.clone(),
-            }
-        } else if let Some(host) = l.raw("service") {
-            if host.contains('/') || host.contains(':') || host.contains(char::is_whitespace) {
-                return Err(err(
-                    "service",
-                    format!("expected a DNS name such as `vllm-workers.llm.svc`, got {host:?}"),
-                ));
-            }
-            if l.raw("port").is_none() {
-                return Err(err(
-                    "port",
-                    "required with `service`: the pods' metrics port",
-                ));
-            }
-            let port = u16::try_from(l.integer("port", 1, 65535)?)
-                .map_err(|_| err("port", "out of range"))?;
-            Discovery::Service {
-                host,
-                port,
-                path: path.clone(),
-                scheme: scheme.clone(),
-            }
-        } else {
-            return Err(err(
-                "targets",
-                "one of `targets` (comma-separated host:port or URLs), `service` (headless Service name) or `httpSd` (discovery URL) is required",
-            ));
-        };
-        let frontends = target_list(&l, "frontendTargets", &scheme, &path)?;
+        let (discovery, frontends) = targets::where_to_scrape(&l)?;
 
         let engine_text = l.get("engine");
         let engine = Engine::parse(&engine_text).ok_or_else(|| {
@@ -519,16 +90,16 @@ impl ScalerConfig {
         })?;
         let model = l.raw("model");
 
-        let min_replicas = l.integer("minReplicas", 0, 10_000)?;
-        let max_replicas = l.integer("maxReplicas", 1, 10_000)?;
+        let min_replicas = l.integer("minReplicas")?;
+        let max_replicas = l.integer("maxReplicas")?;
         if max_replicas < min_replicas {
             return Err(err(
                 "maxReplicas",
                 format!("must be >= minReplicas ({min_replicas}), got {max_replicas}"),
             ));
         }
-        let scrape_interval_ms = l.millis("scrapeIntervalSeconds", 0.05, 3600.0)?;
-        let scrape_timeout_ms = l.millis("scrapeTimeoutSeconds", 0.01, 600.0)?;
+        let scrape_interval_ms = l.millis("scrapeIntervalSeconds")?;
+        let scrape_timeout_ms = l.millis("scrapeTimeoutSeconds")?;
         // A cycle must end before the next starts: an explicit timeout above the interval is
         // the author's mistake and said so; the default shrinks to 80 % of a short interval.
         let scrape_timeout_ms = if l.raw("scrapeTimeoutSeconds").is_some() {
@@ -550,15 +121,15 @@ impl ScalerConfig {
                     .max(10),
             )
         };
-        let window_ms = l.millis("ttftWindowSeconds", 1.0, 3600.0)?;
+        let window_ms = l.millis("ttftWindowSeconds")?;
         if window_ms < scrape_interval_ms * 2 {
             return Err(err(
                 "ttftWindowSeconds",
                 "must cover at least two scrape intervals",
             ));
         }
-        let up = l.number("scaleUpUtilization", 0.05, 1.0)?;
-        let down = l.number("scaleDownUtilization", 0.01, 0.99)?;
+        let up = l.number("scaleUpUtilization")?;
+        let down = l.number("scaleDownUtilization")?;
         if down >= up {
             return Err(err(
                 "scaleDownUtilization",
@@ -579,29 +150,29 @@ impl ScalerConfig {
             engine,
             model,
             signal: SignalConfig {
-                ttft_quantile: l.number("ttftQuantile", 0.01, 0.999)?,
+                ttft_quantile: l.number("ttftQuantile")?,
                 window_ms,
-                ttft_min_samples: f64::from(l.integer("ttftMinSamples", 1, 1_000_000)?),
+                ttft_min_samples: f64::from(l.integer("ttftMinSamples")?),
             },
             policy: PolicyConfig {
                 min_replicas,
                 max_replicas,
-                ttft_target_s: l.number("ttftTargetMs", 1.0, 600_000.0)? / 1000.0,
-                kv_target: l.number("kvCacheTarget", 0.05, 1.0)?,
+                ttft_target_s: l.number("ttftTargetMs")? / 1000.0,
+                kv_target: l.number("kvCacheTarget")?,
                 scale_up_utilization: up,
                 scale_down_utilization: down,
-                concurrency_per_replica: l.number("concurrencyPerReplica", 0.1, 100_000.0)?,
-                scale_down_window_ms: l.millis("scaleDownWindowSeconds", 0.0, 86_400.0)?,
+                concurrency_per_replica: l.number("concurrencyPerReplica")?,
+                scale_down_window_ms: l.millis("scaleDownWindowSeconds")?,
                 ttft_window_ms: window_ms,
-                post_scale_up_hold_ms: l.millis("postScaleUpHoldSeconds", 0.0, 86_400.0)?,
-                scale_down_step_ms: l.millis("scaleDownStepSeconds", 0.0, 86_400.0)?,
-                scale_down_max_fraction: l.number("scaleDownMaxPercent", 1.0, 100.0)? / 100.0,
-                max_scale_up_factor: l.number("maxScaleUpFactor", 1.0, 100.0)?,
-                max_scale_up_step: l.integer("maxScaleUpStep", 1, 10_000)?,
-                pending_timeout_ms: l.millis("pendingTimeoutSeconds", 1.0, 86_400.0)?,
-                stale_hold_ms: l.millis("staleHoldSeconds", 0.0, 86_400.0)?,
-                activation_window_ms: l.millis("activationWindowSeconds", 0.0, 86_400.0)?,
-                hpa_tolerance: l.number("hpaTolerance", 0.0, 0.5)?,
+                post_scale_up_hold_ms: l.millis("postScaleUpHoldSeconds")?,
+                scale_down_step_ms: l.millis("scaleDownStepSeconds")?,
+                scale_down_max_fraction: l.number("scaleDownMaxPercent")? / 100.0,
+                max_scale_up_factor: l.number("maxScaleUpFactor")?,
+                max_scale_up_step: l.integer("maxScaleUpStep")?,
+                pending_timeout_ms: l.millis("pendingTimeoutSeconds")?,
+                stale_hold_ms: l.millis("staleHoldSeconds")?,
+                activation_window_ms: l.millis("activationWindowSeconds")?,
+                hpa_tolerance: l.number("hpaTolerance")?,
                 config_hash: config_hash(metadata, defaults),
             },
             scrape_interval_ms,
@@ -623,6 +194,63 @@ impl ScalerConfig {
             policy: self.policy.clone(),
             scrape_interval_ms: self.scrape_interval_ms,
         }
+    }
+}
+
+/// Largest accepted metadata map (keys plus values), bytes: metadata travels in every RPC, and a
+/// huge map is a mistake or an attack, refused before any work is done with it.
+pub const MAX_METADATA_BYTES: usize = 64 << 10;
+
+/// The limits a trigger's metadata must fit before a controller starts for it.
+#[derive(Debug, Clone, Copy)]
+pub struct Admission {
+    /// Largest metadata map, bytes.
+    pub max_metadata_bytes: usize,
+    /// Most static targets.
+    pub max_targets: usize,
+}
+
+impl ScalerConfig {
+    /// Admits one trigger's metadata as KEDA sends it: within the size limit, valid, and with
+    /// no more static targets than allowed. Returns the sorted metadata (the controller's
+    /// identity) and the configuration.
+    pub fn admit(
+        metadata: &std::collections::HashMap<String, String>,
+        defaults: &BTreeMap<String, String>,
+        limits: &Admission,
+    ) -> Result<(BTreeMap<String, String>, ScalerConfig), MetadataError> {
+        let size: usize = metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if size > limits.max_metadata_bytes {
+            let largest = metadata
+                .iter()
+                .max_by_key(|(k, v)| k.len() + v.len())
+                .map_or(String::new(), |(k, _)| crate::redact::cut(k));
+            return Err(err(
+                &largest,
+                format!(
+                    "metadata is {size} bytes, over the {}-byte limit (this key is the largest)",
+                    limits.max_metadata_bytes
+                ),
+            ));
+        }
+        let sorted: BTreeMap<String, String> = metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let config = ScalerConfig::from_metadata(&sorted, defaults)?;
+        if let Discovery::Static(urls) = &config.discovery
+            && urls.len() > limits.max_targets
+        {
+            return Err(err(
+                "targets",
+                format!(
+                    "{} targets, over the limit of {} per ScaledObject",
+                    urls.len(),
+                    limits.max_targets
+                ),
+            ));
+        }
+        Ok((sorted, config))
     }
 }
 
@@ -665,6 +293,42 @@ pub fn parse_defaults(pairs: &[String]) -> Result<BTreeMap<String, String>, Meta
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_default_is_within_its_own_range_and_every_key_parses_alone() {
+        for k in KEYS {
+            match k.value {
+                Value::Number { min, max } if !k.default.is_empty() => {
+                    let v: f64 = k.default.parse().expect("numeric default");
+                    assert!(
+                        (min..=max).contains(&v),
+                        "{}: {v} outside [{min}, {max}]",
+                        k.key
+                    );
+                }
+                Value::Integer { min, max } if !k.default.is_empty() => {
+                    let v: u32 = k.default.parse().expect("integer default");
+                    assert!(
+                        (min..=max).contains(&v),
+                        "{}: {v} outside [{min}, {max}]",
+                        k.key
+                    );
+                }
+                Value::OneOf(words) if !k.default.is_empty() => {
+                    assert!(words.contains(&k.default), "{}", k.key);
+                }
+                _ => {}
+            }
+        }
+        // A value just past a range is refused naming the key and the range from the table.
+        let e = ScalerConfig::from_metadata(
+            &md(&[("targets", "a:1"), ("kvCacheTarget", "1.01")]),
+            &BTreeMap::new(),
+        )
+        .expect_err("out of range");
+        assert_eq!(e.key, "kvCacheTarget");
+        assert!(e.message.contains("[0.05, 1]"), "{}", e.message);
+    }
 
     fn md(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

@@ -25,42 +25,21 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::clock;
-use crate::config::{MetadataError, ScalerConfig};
+use crate::config::{Admission, MAX_METADATA_BYTES, MetadataError, ScalerConfig};
 use crate::core::cycle::{Cycle, Step};
 use crate::core::fleet::Observation;
 use crate::core::policy;
 use crate::fetch::cycle::fetch_cycle;
 use crate::fetch::scrape::{Scraper, Slots};
+use crate::redact::echo;
 use crate::service::telemetry::{SoLabels, Telemetry};
 
 pub use crate::core::cycle::{HistoryEntry, Snapshot, TargetView};
 
-/// Largest accepted metadata map (keys plus values), bytes.
-pub const MAX_METADATA_BYTES: usize = 64 << 10;
 /// Longest ScaledObject name: a Kubernetes object name (DNS-1123 subdomain).
 pub const MAX_NAME_BYTES: usize = 253;
 /// Longest namespace: a DNS-1123 label.
 pub const MAX_NAMESPACE_BYTES: usize = 63;
-/// Most bytes of a caller's value quoted back in an error.
-const MAX_ECHO: usize = 64;
-
-/// `text`, cut to [`MAX_ECHO`] bytes on a character boundary.
-pub fn cut(text: &str) -> String {
-    if text.len() <= MAX_ECHO {
-        return text.to_string();
-    }
-    let mut end = MAX_ECHO;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}... ({} bytes)", &text[..end], text.len())
-}
-
-/// `text` quoted and cut (see [`cut`]), for error messages that quote a caller's value.
-pub fn echo(text: &str) -> String {
-    format!("{:?}", cut(text))
-}
-
 /// Handle to a running controller.
 #[derive(Debug)]
 pub struct Controller {
@@ -353,42 +332,16 @@ impl Registry {
             c.touch();
             return Ok(c);
         }
-        // Metadata travels in every RPC; a huge map is a mistake or an attack, refused before
-        // any work is done with it.
-        let size: usize = metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
-        if size > MAX_METADATA_BYTES {
-            let largest = metadata
-                .iter()
-                .max_by_key(|(k, v)| k.len() + v.len())
-                .map_or(String::new(), |(k, _)| cut(k));
-            return Err(RegistryError::Metadata(MetadataError {
-                key: largest,
-                message: format!(
-                    "metadata is {size} bytes, over the {MAX_METADATA_BYTES}-byte limit (this key is the largest)"
-                ),
-            }));
-        }
-        let sorted: BTreeMap<String, String> = metadata
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let config = Arc::new(ScalerConfig::from_metadata(
-            &sorted,
+        let (sorted, config) = ScalerConfig::admit(
+            metadata,
             &self.settings.defaults,
-        )?);
+            &Admission {
+                max_metadata_bytes: MAX_METADATA_BYTES,
+                max_targets: self.scraper.max_targets(),
+            },
+        )?;
         check_metric(&config, metric)?;
-        if let crate::config::Discovery::Static(urls) = &config.discovery
-            && urls.len() > self.scraper.max_targets()
-        {
-            return Err(RegistryError::Metadata(MetadataError {
-                key: "targets".into(),
-                message: format!(
-                    "{} targets, over the limit of {} per ScaledObject",
-                    urls.len(),
-                    self.scraper.max_targets()
-                ),
-            }));
-        }
+        let config = Arc::new(config);
         // Targets written as IP literals are checked now, so the author sees INVALID_ARGUMENT;
         // names are checked when they resolve (a per-target `not_allowed`).
         let literals = match &config.discovery {
