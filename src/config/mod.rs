@@ -270,6 +270,27 @@ pub fn config_hash(
     format!("{h:016x}")
 }
 
+/// One `key=value` pair, both sides trimmed; `None` without an `=`. The one reader of pairs
+/// on the command line (`--default`, `--set`).
+pub fn split_pair(pair: &str) -> Option<(&str, &str)> {
+    pair.split_once('=').map(|(k, v)| (k.trim(), v.trim()))
+}
+
+/// Applies `--set key=value` pairs (the flag named `flag`) over `metadata`; the keys are
+/// validated when the result is parsed as a [`ScalerConfig`].
+pub fn set_pairs(
+    metadata: &mut impl Extend<(String, String)>,
+    pairs: &[String],
+    flag: &str,
+) -> Result<(), MetadataError> {
+    for pair in pairs {
+        let (key, value) = split_pair(pair)
+            .ok_or_else(|| err(pair, format!("{flag} {pair:?}: expected key=value")))?;
+        metadata.extend([(key.to_string(), value.to_string())]);
+    }
+    Ok(())
+}
+
 /// Parses `key=value` pairs given on the command line into a defaults map, validating keys.
 pub fn parse_defaults(pairs: &[String]) -> Result<BTreeMap<String, String>, MetadataError> {
     let mut out = BTreeMap::new();
@@ -278,14 +299,11 @@ pub fn parse_defaults(pairs: &[String]) -> Result<BTreeMap<String, String>, Meta
         .flat_map(|p| p.split(','))
         .filter(|p| !p.trim().is_empty())
     {
-        let (key, value) = pair
-            .split_once('=')
-            .ok_or_else(|| err(pair, "expected key=value"))?;
-        let key = key.trim();
+        let (key, value) = split_pair(pair).ok_or_else(|| err(pair, "expected key=value"))?;
         if !KEYS.iter().any(|k| k.key == key) {
             return Err(err(key, "unknown key"));
         }
-        out.insert(key.to_string(), value.trim().to_string());
+        out.insert(key.to_string(), value.to_string());
     }
     Ok(out)
 }

@@ -403,12 +403,7 @@ pub async fn run(args: &DemoArgs, shutdown: CancellationToken) -> anyhow::Result
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    for kv in &args.sets {
-        let (k, v) = kv
-            .split_once('=')
-            .with_context(|| format!("--set {kv:?}: expected key=value"))?;
-        metadata.insert(k.trim().into(), v.trim().into());
-    }
+    crate::config::set_pairs(&mut metadata, &args.sets, "--set")?;
     let so = ScaledObjectRef {
         name: "qwen3-demo".into(),
         namespace: "demo".into(),

@@ -106,12 +106,7 @@ impl SimulateArgs {
         if self.engine == "dynamo" {
             md.insert("frontendTargets".into(), "sim-frontend:8000".into());
         }
-        for kv in &self.sets {
-            let (k, v) = kv
-                .split_once('=')
-                .with_context(|| format!("--set {kv:?}: expected key=value"))?;
-            md.insert(k.trim().to_string(), v.trim().to_string());
-        }
+        crate::config::set_pairs(&mut md, &self.sets, "--set")?;
         let scaler = ScalerConfig::from_metadata(&md, &BTreeMap::new()).context("--set")?;
         anyhow::ensure!(
             self.min_replicas <= self.max_replicas && self.max_replicas >= 1,
@@ -361,11 +356,7 @@ fn write_recording(
     }
     metadata.insert("minReplicas".into(), params.min_replicas.to_string());
     metadata.insert("maxReplicas".into(), params.max_replicas.to_string());
-    for kv in &args.sets {
-        if let Some((k, v)) = kv.split_once('=') {
-            metadata.insert(k.trim().into(), v.trim().into());
-        }
-    }
+    crate::config::set_pairs(&mut metadata, &args.sets, "--set")?;
     let header = Header {
         format: FORMAT.into(),
         version: VERSION,

@@ -5,6 +5,7 @@ mod attacks;
 mod common;
 mod faults;
 mod fuzz;
+mod golden;
 mod grpc_contract;
 mod hardening;
 mod manifests;

@@ -1,5 +1,6 @@
 //! The simulator, record/replay and the demo, end to end: the scaler's own code in the loop.
 
+use keda_llm_scaler::core::policy::Reason;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -77,7 +78,10 @@ fn during_a_metrics_outage_ours_never_scales_down_and_the_reference_design_does(
         .iter()
         .filter(|d| d.t_s >= 300.0 && d.t_s < 900.0)
         .collect();
-    assert!(stale.iter().any(|d| d.reason == "data_stale"), "{stale:?}");
+    assert!(
+        stale.iter().any(|d| d.reason == Reason::DataStale),
+        "{stale:?}"
+    );
 }
 
 #[test]
@@ -189,14 +193,14 @@ fn replaying_a_simulated_recording_reproduces_the_decisions() {
     let rows = replay(&rec, &metadata, "base").expect("replay");
     // Every decision change the simulation saw, the replay makes at the same time.
     let mut changes = Vec::new();
-    let mut prev: Option<(u32, &str)> = None;
+    let mut prev: Option<(u32, Reason)> = None;
     for r in &rows {
         if prev != Some((r.desired, r.reason)) {
             changes.push((r.t_s, r.desired, r.reason));
         }
         prev = Some((r.desired, r.reason));
     }
-    let simulated: Vec<(f64, u32, &str)> = ours
+    let simulated: Vec<(f64, u32, Reason)> = ours
         .decisions
         .iter()
         .map(|d| (d.t_s, d.desired, d.reason))
@@ -332,7 +336,12 @@ fn dynamo_workers_behind_a_frontend_scale_like_plain_vllm() {
     for c in [&a, &b] {
         let s = &c.runs[0].scores;
         assert!(s.slo_attainment_requests > 0.95, "{s:?}");
-        assert!(c.runs[0].decisions.iter().all(|d| d.reason != "data_stale"));
+        assert!(
+            c.runs[0]
+                .decisions
+                .iter()
+                .all(|d| d.reason != Reason::DataStale)
+        );
     }
     // The Dynamo run read TTFT from the frontend's histogram (its buckets differ from vLLM's),
     // so the two scalers saw different quantiles for the same load.

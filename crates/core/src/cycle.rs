@@ -55,10 +55,10 @@ pub struct HistoryEntry {
     pub at_ms: u64,
     /// Answer.
     pub desired: u32,
-    /// Reason code.
-    pub reason: &'static str,
-    /// Binding signal.
-    pub binding: &'static str,
+    /// Reason code (serialised as its label, e.g. `scale_up`).
+    pub reason: policy::Reason,
+    /// Binding signal (serialised as its label).
+    pub binding: policy::Binding,
     /// Explanation.
     pub detail: String,
 }
@@ -113,8 +113,8 @@ impl Cycle {
             self.history.push_back(HistoryEntry {
                 at_ms: now_ms,
                 desired: decision.desired,
-                reason: decision.reason.as_str(),
-                binding: decision.binding.as_str(),
+                reason: decision.reason,
+                binding: decision.binding,
                 detail: decision.detail.clone(),
             });
             if self.history.len() > HISTORY {

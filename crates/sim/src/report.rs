@@ -43,7 +43,9 @@ pub const PALETTE: [&str; 8] = [
     "#1f6feb", "#8250df", "#6e7781", "#d1242f", "#bf8700", "#1a7f37", "#000000", "#e16f24",
 ];
 
-fn esc(s: &str) -> String {
+/// Text made safe inside HTML elements and attribute values (`&`, `<`, `>`, `"`); every
+/// report (simulate, replay, demo) uses this one.
+pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

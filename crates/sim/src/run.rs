@@ -11,7 +11,7 @@ use crate::core::cycle::{Cycle, Snapshot, active_answer, metric_answer};
 use crate::core::extract::Engine;
 use crate::core::fleet::SignalConfig;
 use crate::core::fleet::{Observation, StaleKind, StaleReason, TargetRole};
-use crate::core::policy::PolicyConfig;
+use crate::core::policy::{Binding, PolicyConfig, Reason};
 
 use super::keda::{Behavior, Executor, Fallback, FallbackBehavior, Hpa, HpaSpec, Keda, MetricKind};
 use super::load::Request;
@@ -276,9 +276,9 @@ pub struct DecisionPoint {
     /// The answer.
     pub desired: u32,
     /// Reason code.
-    pub reason: &'static str,
+    pub reason: Reason,
     /// Binding signal.
-    pub binding: &'static str,
+    pub binding: Binding,
     /// TTFT quantile the scaler saw.
     pub ttft_s: Option<f64>,
     /// The explanation line.
@@ -685,8 +685,8 @@ impl Sim<'_> {
             self.decisions.push(DecisionPoint {
                 t_s: self.now as f64 / 1e6,
                 desired: d.desired,
-                reason: d.reason.as_str(),
-                binding: d.binding.as_str(),
+                reason: d.reason,
+                binding: d.binding,
                 ttft_s: step.snapshot.signals.ttft_seconds,
                 detail: d.detail.clone(),
             });
