@@ -126,24 +126,68 @@ async fn metrics(State(s): State<AdminState>, headers: axum::http::HeaderMap) ->
 }
 
 /// The signals block of the debug API (the documented contract).
-#[derive(Serialize)]
-struct SignalsView {
-    ttft_seconds: Option<f64>,
-    ttft_saturated: bool,
-    ttft_samples: f64,
-    kv_usage_mean: Option<f64>,
-    kv_usage_max: Option<f64>,
-    kv_tokens_used: Option<f64>,
-    kv_capacity_tokens: Option<f64>,
-    waiting: f64,
-    running: f64,
-    request_rate: f64,
-    preemption_rate: f64,
-    fresh_workers: usize,
-    discovered_workers: usize,
-    starting_workers: usize,
-    fresh_frontends: usize,
-    discovered_frontends: usize,
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct SignalsView {
+    /// As in [`Signals`].
+    pub ttft_seconds: Option<f64>,
+    /// As in [`Signals`].
+    pub ttft_saturated: bool,
+    /// As in [`Signals`].
+    pub ttft_samples: f64,
+    /// As in [`Signals`].
+    pub kv_usage_mean: Option<f64>,
+    /// As in [`Signals`].
+    pub kv_usage_max: Option<f64>,
+    /// As in [`Signals`].
+    pub kv_tokens_used: Option<f64>,
+    /// As in [`Signals`].
+    pub kv_capacity_tokens: Option<f64>,
+    /// As in [`Signals`].
+    pub waiting: f64,
+    /// As in [`Signals`].
+    pub running: f64,
+    /// As in [`Signals`].
+    pub request_rate: f64,
+    /// As in [`Signals`].
+    pub preemption_rate: f64,
+    /// As in [`Signals`].
+    pub fresh_workers: usize,
+    /// As in [`Signals`].
+    pub discovered_workers: usize,
+    /// As in [`Signals`].
+    pub starting_workers: usize,
+    /// As in [`Signals`].
+    pub fresh_frontends: usize,
+    /// As in [`Signals`].
+    pub discovered_frontends: usize,
+}
+
+/// What `/debug/scaledobjects` says of one trigger, as a client reads it back (the demo does);
+/// the server writes more fields (candidates, clamps, inputs, targets), which readers may skip.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct DebugEntryView {
+    /// Namespace.
+    pub namespace: String,
+    /// ScaledObject name.
+    pub name: String,
+    /// The trigger's metadata fingerprint.
+    pub trigger: String,
+    /// The answer GetMetrics gives.
+    pub desired_replicas: u32,
+    /// The answer IsActive gives.
+    pub active: bool,
+    /// GetMetrics answers UNAVAILABLE.
+    pub unavailable: bool,
+    /// Reason code.
+    pub reason: crate::core::policy::Reason,
+    /// Binding signal.
+    pub binding: crate::core::policy::Binding,
+    /// Explanation.
+    pub detail: String,
+    /// The signals of the latest cycle.
+    pub signals: SignalsView,
+    /// Recent changes of answer or reason, newest last.
+    pub history: Vec<crate::core::cycle::HistoryEntry>,
 }
 
 impl From<&Signals> for SignalsView {

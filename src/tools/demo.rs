@@ -8,7 +8,7 @@
 //!   and resizing the simulated fleet, pods taking `pod_start_s` to become ready;
 //! - a live terminal view through a load burst, then an HTML report.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -25,13 +25,17 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Stopwatch;
+use crate::core::cycle::HistoryEntry;
+use crate::core::policy::{Binding, Reason};
+use crate::service::admin::DebugEntryView;
 use crate::service::grpc::pb::external_scaler_client::ExternalScalerClient;
 use crate::service::grpc::pb::{GetMetricsRequest, ScaledObjectRef};
 use crate::service::serve::{self, ServeOptions};
-use crate::sim::keda::{Behavior, Fallback, FallbackBehavior, Hpa, HpaSpec, Keda, MetricKind};
-use crate::sim::report::{Chart, PALETTE, Series, page_start};
+use crate::sim::keda::{hpa_for_keda_llm_scaler, keda_for_keda_llm_scaler};
+use crate::sim::live::{Change, LiveFleet};
+use crate::sim::report::{Chart, PALETTE, Series, esc, page_start};
 use crate::sim::rng::Rng;
-use crate::sim::worker::{EngineParams, Event, Worker};
+use crate::sim::worker::EngineParams;
 
 /// Settings of a demo run.
 #[derive(Debug, Clone, clap::Args)]
@@ -97,10 +101,10 @@ pub struct Sample {
     pub kv_max: Option<f64>,
     /// Waiting requests (fleet).
     pub waiting: u32,
-    /// Reason code of the answer.
-    pub reason: String,
+    /// Reason code of the answer (none before the first decision).
+    pub reason: Option<Reason>,
     /// Binding signal.
-    pub binding: String,
+    pub binding: Option<Binding>,
 }
 
 /// What a demo run produced.
@@ -115,189 +119,67 @@ pub struct Outcome {
     /// Scale actions the emulated HPA took (time, from, to).
     pub actions: Vec<(f64, u32, u32)>,
     /// The scaler's decision history from its debug API at the end.
-    pub history: serde_json::Value,
+    pub history: Vec<HistoryEntry>,
 }
 
-struct Pod {
-    worker: Worker,
-    ready_at_us: u64,
-    ready: bool,
-    listener: Option<std::net::TcpListener>,
-    addr: SocketAddr,
-    server: Option<JoinHandle<()>>,
-    step_end_us: Option<u64>,
+/// The fleet and its HTTP edge, shared by the demo's loop and its servers.
+struct Shared {
+    fleet: Mutex<LiveFleet>,
+    /// The `/metrics` server of every serving pod, by pod id.
+    servers: Mutex<BTreeMap<u64, (SocketAddr, JoinHandle<()>)>>,
 }
 
-struct World {
-    params: EngineParams,
-    pods: BTreeMap<u64, Pod>,
-    next_pod: u64,
-    spec: u32,
-    arrivals: HashMap<u64, u64>,
-    next_req: u64,
-    ttfts: VecDeque<(u64, f64)>,
-    events: Vec<Event>,
-    pod_start_us: u64,
-    shutdown: CancellationToken,
-    world: Option<Arc<Mutex<World>>>,
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Each holder leaves the state whole between statements; a panicking one cannot break it.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn lock(w: &Mutex<World>) -> std::sync::MutexGuard<'_, World> {
-    // The world's invariants hold between statements; a panicking holder cannot break them.
-    w.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-impl World {
-    fn add_pod(&mut self, now_us: u64, ready: bool) -> anyhow::Result<()> {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding a pod port")?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
-        let id = self.next_pod;
-        self.next_pod += 1;
-        self.pods.insert(
-            id,
-            Pod {
-                worker: Worker::new(),
-                ready_at_us: if ready {
-                    now_us
-                } else {
-                    now_us + self.pod_start_us
-                },
-                ready: false,
-                listener: Some(listener),
-                addr,
-                server: None,
-                step_end_us: None,
-            },
-        );
-        Ok(())
-    }
-
-    fn set_spec(&mut self, target: u32, now_us: u64) -> anyhow::Result<()> {
-        let have = self.pods.len() as u32;
-        for _ in have..target {
-            self.add_pod(now_us, false)?;
-        }
-        if target < have {
-            let mut order: Vec<(bool, u64)> =
-                self.pods.iter().map(|(id, p)| (p.ready, *id)).collect();
-            // Not-ready pods first, then the newest.
-            order.sort_by_key(|(ready, id)| (*ready, std::cmp::Reverse(*id)));
-            for (_, id) in order.into_iter().take((have - target) as usize) {
-                if let Some(mut p) = self.pods.remove(&id) {
-                    if let Some(s) = p.server.take() {
-                        s.abort();
-                    }
-                    for (req, _) in p.worker.drain() {
-                        self.arrivals.remove(&req);
-                    }
+/// Follows the fleet's changes on the network: a started pod gets a loopback `/metrics` server
+/// (and so a discovery entry), a removed one loses it.
+fn apply(
+    shared: &Arc<Shared>,
+    changes: Vec<Change>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    for change in changes {
+        match change {
+            Change::Started(id) => {
+                let listener =
+                    std::net::TcpListener::bind("127.0.0.1:0").context("binding a pod port")?;
+                listener.set_nonblocking(true)?;
+                let addr = listener.local_addr()?;
+                let server = serve_pod(listener, id, shared.clone(), shutdown.clone())?;
+                lock(&shared.servers).insert(id, (addr, server));
+            }
+            Change::Removed(id) => {
+                if let Some((_, server)) = lock(&shared.servers).remove(&id) {
+                    server.abort();
                 }
             }
         }
-        self.spec = target;
-        Ok(())
     }
-
-    fn route(&mut self, now_us: u64) {
-        let id = self.next_req;
-        self.next_req += 1;
-        let best = self
-            .pods
-            .iter()
-            .filter(|(_, p)| p.ready)
-            .min_by_key(|(id, p)| (p.worker.running() + p.worker.waiting(), **id))
-            .map(|(id, _)| *id);
-        if let Some(pid) = best
-            && let Some(p) = self.pods.get_mut(&pid)
-        {
-            p.worker.enqueue(id, now_us, 512, 128);
-            self.arrivals.insert(id, now_us);
-        }
-    }
-
-    /// Advances every engine to `now_us` and brings pods whose start time passed into service.
-    fn advance(&mut self, now_us: u64) {
-        let ids: Vec<u64> = self.pods.keys().copied().collect();
-        for id in ids {
-            let Some(p) = self.pods.get_mut(&id) else {
-                continue;
-            };
-            if !p.ready && p.ready_at_us <= now_us {
-                p.ready = true;
-                if let (Some(l), Some(world)) = (p.listener.take(), self.world.clone()) {
-                    p.server = serve_pod(l, id, world, self.shutdown.clone()).ok();
-                }
-            }
-            loop {
-                match p.step_end_us {
-                    Some(end) if end <= now_us => {
-                        p.worker.end_step(end, &mut self.events);
-                        p.step_end_us = p.worker.begin_step(&self.params).map(|d| end + d);
-                    }
-                    Some(_) => break,
-                    None => {
-                        p.step_end_us = p.worker.begin_step(&self.params).map(|d| now_us + d);
-                        break;
-                    }
-                }
-            }
-        }
-        let overhead = self.params.api_overhead_s;
-        for e in self.events.drain(..) {
-            if let Event::FirstToken { id } = e
-                && let Some(arrived) = self.arrivals.get(&id)
-            {
-                self.ttfts
-                    .push_back((now_us, (now_us - arrived) as f64 / 1e6 + overhead));
-            }
-            if let Event::Finished { id } = e {
-                self.arrivals.remove(&id);
-            }
-        }
-        while self
-            .ttfts
-            .front()
-            .is_some_and(|(t, _)| now_us.saturating_sub(*t) > 10_000_000)
-        {
-            self.ttfts.pop_front();
-        }
-    }
-
-    fn true_p95(&self) -> Option<f64> {
-        let mut v: Vec<f64> = self.ttfts.iter().map(|(_, x)| *x).collect();
-        if v.len() < 5 {
-            return None;
-        }
-        v.sort_by(f64::total_cmp);
-        v.get(((v.len() as f64 - 1.0) * 0.95).round() as usize)
-            .copied()
-    }
+    Ok(())
 }
 
-async fn pod_metrics(
-    State((world, id)): State<(Arc<Mutex<World>>, u64)>,
-) -> axum::response::Response {
-    let w = lock(&world);
-    match w.pods.get(&id) {
-        Some(p) => {
-            let mut page = String::with_capacity(8 << 10);
-            p.worker.render(&w.params, &mut page);
-            ([("content-type", "text/plain; version=0.0.4")], page).into_response()
-        }
-        None => axum::http::StatusCode::NOT_FOUND.into_response(),
+async fn pod_metrics(State((shared, id)): State<(Arc<Shared>, u64)>) -> axum::response::Response {
+    let mut page = String::with_capacity(8 << 10);
+    if lock(&shared.fleet).render(id, &mut page) {
+        ([("content-type", "text/plain; version=0.0.4")], page).into_response()
+    } else {
+        axum::http::StatusCode::NOT_FOUND.into_response()
     }
 }
 
 fn serve_pod(
     listener: std::net::TcpListener,
     id: u64,
-    world: Arc<Mutex<World>>,
+    shared: Arc<Shared>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<JoinHandle<()>> {
     let listener = TcpListener::from_std(listener)?;
     let app = Router::new()
         .route("/metrics", get(pod_metrics))
-        .with_state((world, id));
+        .with_state((shared, id));
     Ok(tokio::spawn(async move {
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -305,13 +187,11 @@ fn serve_pod(
     }))
 }
 
-async fn sd(State(world): State<Arc<Mutex<World>>>) -> axum::Json<serde_json::Value> {
-    let w = lock(&world);
-    let targets: Vec<String> = w
-        .pods
+/// Prometheus HTTP service discovery over the serving pods, as the scaler's `httpSd` reads it.
+async fn sd(State(shared): State<Arc<Shared>>) -> axum::Json<serde_json::Value> {
+    let targets: Vec<String> = lock(&shared.servers)
         .values()
-        .filter(|p| p.ready)
-        .map(|p| p.addr.to_string())
+        .map(|(addr, _)| addr.to_string())
         .collect();
     axum::Json(serde_json::json!([{ "targets": targets, "labels": {"job": "demo"} }]))
 }
@@ -324,16 +204,16 @@ async fn local_listener() -> anyhow::Result<(TcpListener, SocketAddr)> {
     Ok((l, a))
 }
 
-async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
-    match http.get(url).send().await {
-        Ok(r) => r
-            .text()
-            .await
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default(),
-        Err(_) => serde_json::Value::Null,
-    }
+/// The scaler's debug API, read into its typed view (a field the server renamed fails here).
+async fn debug_entries(http: &reqwest::Client, url: &str) -> anyhow::Result<Vec<DebugEntryView>> {
+    let body = http
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?
+        .text()
+        .await?;
+    serde_json::from_str(&body).with_context(|| format!("{url}: not the debug API's shape"))
 }
 
 /// Runs the demo; returns what happened.
@@ -341,31 +221,25 @@ pub async fn run(args: &DemoArgs, shutdown: CancellationToken) -> anyhow::Result
     crate::service::tls::install_crypto_provider();
     let watch = Stopwatch::start();
     let now_us = || u64::try_from(watch.elapsed().as_micros()).unwrap_or(u64::MAX);
-    let world = Arc::new(Mutex::new(World {
-        params: EngineParams::default(),
-        pods: BTreeMap::new(),
-        next_pod: 0,
-        spec: 1,
-        arrivals: HashMap::new(),
-        next_req: 0,
-        ttfts: VecDeque::new(),
-        events: Vec::new(),
-        pod_start_us: (args.pod_start_seconds.max(0.0) * 1e6) as u64,
-        shutdown: shutdown.clone(),
-        world: None,
-    }));
-    {
-        let mut w = lock(&world);
-        w.world = Some(world.clone());
-        w.add_pod(0, true)?;
-        w.advance(0);
-    }
+    let shared = Arc::new(Shared {
+        fleet: Mutex::new(LiveFleet::new(
+            EngineParams::default(),
+            (args.pod_start_seconds.max(0.0) * 1e6) as u64,
+        )),
+        servers: Mutex::new(BTreeMap::new()),
+    });
+    let started = {
+        let mut fleet = lock(&shared.fleet);
+        fleet.add_pod(0, true);
+        fleet.advance(0)
+    };
+    apply(&shared, started, &shutdown)?;
 
     // Service discovery and the scaler.
     let (sd_l, sd_addr) = local_listener().await?;
     let sd_app = Router::new()
         .route("/sd", get(sd))
-        .with_state(world.clone());
+        .with_state(shared.clone());
     let sd_stop = shutdown.clone();
     let sd_task = tokio::spawn(async move {
         let _ = axum::serve(sd_l, sd_app)
@@ -419,21 +293,9 @@ pub async fn run(args: &DemoArgs, shutdown: CancellationToken) -> anyhow::Result
     }
     let mut client = client.context("the scaler did not accept gRPC connections")?;
 
-    let mut hpa = Hpa::new(HpaSpec {
-        min: 1,
-        max: args.max_replicas,
-        behavior: Some(Behavior::keda_llm_scaler()),
-        metric: MetricKind::ExternalAverageValue { target: 1.0 },
-        tolerance: 0.1,
-    });
-    let mut keda = Keda::new(
-        1.0,
-        Some(Fallback {
-            failure_threshold: 3,
-            replicas: 4,
-            behavior: FallbackBehavior::CurrentReplicasIfHigher,
-        }),
-    );
+    // The same control plane the simulator emulates for keda-llm-scaler.
+    let mut hpa = hpa_for_keda_llm_scaler(1, args.max_replicas);
+    let mut keda = keda_for_keda_llm_scaler();
     let http = reqwest::Client::new();
     let mut rng = Rng::new(args.seed);
     let mut next_arrival_s = rng.exp(args.base_rps.max(0.1));
@@ -472,14 +334,15 @@ pub async fn run(args: &DemoArgs, shutdown: CancellationToken) -> anyhow::Result
         if t >= args.duration {
             break;
         }
-        {
-            let mut w = lock(&world);
+        let changes = {
+            let mut fleet = lock(&shared.fleet);
             while next_arrival_s <= t {
-                w.route((next_arrival_s * 1e6) as u64);
+                fleet.route((next_arrival_s * 1e6) as u64);
                 next_arrival_s += rng.exp(rate(next_arrival_s).max(0.1));
             }
-            w.advance(t_us);
-        }
+            fleet.advance(t_us)
+        };
+        apply(&shared, changes, &shutdown)?;
         if t >= next_sync {
             next_sync += args.hpa_sync_seconds;
             // The metrics adapter's query: GetMetricSpec, GetMetrics and IsActive.
@@ -502,33 +365,33 @@ pub async fn run(args: &DemoArgs, shutdown: CancellationToken) -> anyhow::Result
             let active_ok = client.is_active(so.clone()).await.is_ok();
             rpc_errors += u32::from(!spec_ok) + u32::from(answer.is_err()) + u32::from(!active_ok);
             last_desired = answer.ok().map(|v| v as u32);
-            let mut w = lock(&world);
-            let c = w.spec;
-            let s = w.pods.len() as u32;
-            let ready = w.pods.values().filter(|p| p.ready).count() as u32;
-            let value = keda.metric_for_hpa(answer, c);
-            let next = hpa.sync((t * 1000.0) as u64, c, s, ready, value);
-            if next != c {
-                actions.push((t, c, next));
-                w.set_spec(next, t_us)?;
-            }
+            let changes = {
+                let mut fleet = lock(&shared.fleet);
+                let (c, s, ready) = (fleet.spec(), fleet.pods(), fleet.ready());
+                let value = keda.metric_for_hpa(answer, c);
+                let next = hpa.sync((t * 1000.0) as u64, c, s, ready, value);
+                if next == c {
+                    Vec::new()
+                } else {
+                    actions.push((t, c, next));
+                    fleet.set_spec(next, t_us)
+                }
+            };
+            apply(&shared, changes, &shutdown)?;
         }
         if t >= next_sample {
             next_sample += 1.0;
-            let debug = get_json(&http, &format!("http://{http_addr}/debug/scaledobjects")).await;
-            let entry = debug
-                .as_array()
-                .and_then(|a| a.first())
-                .cloned()
-                .unwrap_or_default();
-            let sig = &entry["signals"];
+            let debug =
+                debug_entries(&http, &format!("http://{http_addr}/debug/scaledobjects")).await?;
+            let entry = debug.first();
+            let sig = entry.map(|e| &e.signals);
             let (spec, ready, waiting, true_p95) = {
-                let w = lock(&world);
+                let fleet = lock(&shared.fleet);
                 (
-                    w.spec,
-                    w.pods.values().filter(|p| p.ready).count() as u32,
-                    w.pods.values().map(|p| p.worker.waiting() as u32).sum(),
-                    w.true_p95(),
+                    fleet.spec(),
+                    fleet.ready(),
+                    fleet.waiting(),
+                    fleet.true_p95(),
                 )
             };
             let sample = Sample {
@@ -537,13 +400,13 @@ pub async fn run(args: &DemoArgs, shutdown: CancellationToken) -> anyhow::Result
                 spec,
                 ready,
                 desired: last_desired,
-                scaler_ttft_s: sig["ttft_seconds"].as_f64(),
+                scaler_ttft_s: sig.and_then(|s| s.ttft_seconds),
                 true_ttft_p95_s: true_p95,
-                kv_mean: sig["kv_usage_mean"].as_f64(),
-                kv_max: sig["kv_usage_max"].as_f64(),
+                kv_mean: sig.and_then(|s| s.kv_usage_mean),
+                kv_max: sig.and_then(|s| s.kv_usage_max),
                 waiting,
-                reason: entry["reason"].as_str().unwrap_or("-").to_string(),
-                binding: entry["binding"].as_str().unwrap_or("-").to_string(),
+                reason: entry.map(|e| e.reason),
+                binding: entry.map(|e| e.binding),
             };
             if !args.quiet {
                 let ms =
@@ -559,14 +422,14 @@ pub async fn run(args: &DemoArgs, shutdown: CancellationToken) -> anyhow::Result
                     sample.waiting,
                     sample.desired.map_or("-".into(), |d| d.to_string()),
                     format!("{}/{}", sample.ready, sample.spec),
-                    sample.reason,
-                    sample.binding
+                    sample.reason.map_or("-", Reason::as_str),
+                    sample.binding.map_or("-", Binding::as_str)
                 );
             }
             samples.push(sample);
         }
     }
-    let history = get_json(&http, &format!("http://{http_addr}/debug/scaledobjects")).await;
+    let history = debug_entries(&http, &format!("http://{http_addr}/debug/scaledobjects")).await?;
     scaler_stop.cancel();
     shutdown.cancel();
     let _ = scaler.await;
@@ -577,9 +440,9 @@ pub async fn run(args: &DemoArgs, shutdown: CancellationToken) -> anyhow::Result
         rpcs,
         actions,
         history: history
-            .as_array()
-            .and_then(|a| a.first())
-            .map(|e| e["history"].clone())
+            .into_iter()
+            .next()
+            .map(|e| e.history)
             .unwrap_or_default(),
     };
     if args.report != "-" {
@@ -679,13 +542,13 @@ pub fn report(o: &Outcome) -> String {
         h.push_str(&c.svg());
     }
     h.push_str("<h2>The scaler's last decisions (from /debug/scaledobjects)</h2><table><tr><th>desired</th><th>reason</th><th>binding</th><th>explanation</th></tr>\n");
-    for e in o.history.as_array().into_iter().flatten() {
+    for e in &o.history {
         h.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td style=\"text-align:left\">{}</td></tr>\n",
-            e["desired"],
-            e["reason"].as_str().unwrap_or(""),
-            e["binding"].as_str().unwrap_or(""),
-            e["detail"].as_str().unwrap_or("").replace('<', "&lt;")
+            e.desired,
+            e.reason,
+            e.binding,
+            esc(&e.detail)
         ));
     }
     h.push_str("</table></body></html>\n");

@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::fleet::{Fleet, Observation, SignalConfig, Signals, StaleReason, TargetRole};
 use crate::policy::{self, Decision, PolicyConfig, PolicyState};
@@ -48,8 +48,8 @@ pub struct Snapshot {
     pub at_ms: u64,
 }
 
-/// One past decision, for the debug API.
-#[derive(Debug, Clone, Serialize)]
+/// One past decision, for the debug API (and read back from it by the demo).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HistoryEntry {
     /// Cycle time, ms.
     pub at_ms: u64,

@@ -14,7 +14,7 @@
 //! conversions between them go through a replica count, so adding a fraction to a total does
 //! not compile.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::fleet::Signals;
 
@@ -131,7 +131,7 @@ impl Default for PolicyConfig {
 }
 
 /// Reason code of a decision. Bounded set: used as a metric label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// No change.
@@ -184,7 +184,7 @@ impl std::fmt::Display for Reason {
 }
 
 /// The signal whose candidate is the largest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Binding {
     /// Requests in flight against per-replica capacity.

@@ -481,6 +481,32 @@ impl Executor {
     }
 }
 
+/// KEDA as `manifests/` configures it for keda-llm-scaler's ScaledObject: one external metric,
+/// the fallback block (3 failures, 4 replicas, keep what runs if higher). The simulator and the
+/// demo build it here, so both emulate the same control plane.
+pub fn keda_for_keda_llm_scaler() -> Keda {
+    Keda::new(
+        1.0,
+        Some(Fallback {
+            failure_threshold: 3,
+            replicas: 4,
+            behavior: FallbackBehavior::CurrentReplicasIfHigher,
+        }),
+    )
+}
+
+/// The HPA KEDA builds for keda-llm-scaler's ScaledObject: the answer as an AverageValue
+/// external metric with target 1, the README's behavior block, the cluster's 10 % tolerance.
+pub fn hpa_for_keda_llm_scaler(min: u32, max: u32) -> Hpa {
+    Hpa::new(HpaSpec {
+        min: min.max(1),
+        max,
+        behavior: Some(Behavior::keda_llm_scaler()),
+        metric: MetricKind::ExternalAverageValue { target: 1.0 },
+        tolerance: 0.1,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,12 +12,14 @@
 //! - [`worker`]: the vLLM engine model (and its Dynamo frontend), rendering real `/metrics`.
 //! - [`keda`]: the KEDA + HPA emulator; [`prom`]: the mini Prometheus the baselines query.
 //! - [`run`]: the event loop that ties a fleet, a policy and a load together.
+//! - [`live`]: a fleet advanced in wall-clock time, for the demo.
 //! - [`score`]: what users felt and what it cost; [`report`]: the HTML report.
 
 /// The core the simulated scaler runs, under the name the shell uses too.
 pub(crate) use keda_llm_scaler_core as core;
 
 pub mod keda;
+pub mod live;
 pub mod load;
 pub mod prom;
 pub mod report;

@@ -13,12 +13,15 @@ use crate::core::fleet::SignalConfig;
 use crate::core::fleet::{Observation, StaleKind, StaleReason, TargetRole};
 use crate::core::policy::{Binding, PolicyConfig, Reason};
 
-use super::keda::{Behavior, Executor, Fallback, FallbackBehavior, Hpa, HpaSpec, Keda, MetricKind};
+use super::keda::{
+    Behavior, Executor, Hpa, HpaSpec, Keda, MetricKind, hpa_for_keda_llm_scaler,
+    keda_for_keda_llm_scaler,
+};
 use super::load::Request;
 use super::prom::{Prometheus, Sample};
 use super::rng::Rng;
 use super::score::{Action, RunFacts, Scores, Served, score};
-use super::worker::{EngineParams, Event as EngineEvent, Frontend, Worker};
+use super::worker::{EngineParams, Event as EngineEvent, Frontend, Worker, least_loaded};
 
 /// The policies a scenario is run with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -430,13 +433,13 @@ impl Sim<'_> {
     }
 
     fn route(&mut self, req: usize) {
-        let best = self
-            .pods
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.phase == Phase::Ready)
-            .min_by_key(|(i, p)| (p.worker.running() + p.worker.waiting(), *i))
-            .map(|(i, _)| i);
+        let best = least_loaded(
+            self.pods
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.phase == Phase::Ready)
+                .map(|(i, p)| (i, &p.worker)),
+        );
         match best {
             None => self.gateway.push_back(req),
             Some(i) => {
@@ -808,14 +811,7 @@ pub fn run(
     seed: u64,
 ) -> RunResult {
     let n = sc.requests.len();
-    let keda = Keda::new(
-        1.0,
-        Some(Fallback {
-            failure_threshold: 3,
-            replicas: 4,
-            behavior: FallbackBehavior::CurrentReplicasIfHigher,
-        }),
-    );
+    let keda = keda_for_keda_llm_scaler();
     let hpa = |metric, behavior| {
         Some(Hpa::new(HpaSpec {
             min: p.min_replicas.max(1),
@@ -826,10 +822,7 @@ pub fn run(
         }))
     };
     let hpa = match policy {
-        Policy::KedaLlmScaler => hpa(
-            MetricKind::ExternalAverageValue { target: 1.0 },
-            Some(Behavior::keda_llm_scaler()),
-        ),
+        Policy::KedaLlmScaler => Some(hpa_for_keda_llm_scaler(p.min_replicas, p.max_replicas)),
         Policy::KedaPrometheusTtft => hpa(MetricKind::ExternalAverageValue { target: 0.5 }, None),
         Policy::KedaPrometheusQueue => hpa(MetricKind::ExternalAverageValue { target: 10.0 }, None),
         Policy::HpaKv => hpa(

@@ -544,6 +544,14 @@ fn histogram(
     );
 }
 
+/// The router of both the simulator and the demo: the ready worker with the fewest requests
+/// (running plus waiting), the lowest key on a tie.
+pub fn least_loaded<'a, K: Ord + Copy>(ready: impl Iterator<Item = (K, &'a Worker)>) -> Option<K> {
+    ready
+        .min_by_key(|(k, w)| (w.running() + w.waiting(), *k))
+        .map(|(k, _)| k)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
