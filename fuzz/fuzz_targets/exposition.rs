@@ -28,8 +28,8 @@ fuzz_target!(|data: &[u8]| {
     let mut cycle = Cycle::default();
     for t in [0u64, 5_000] {
         let obs = Observation::from_page("w".into(), TargetRole::Worker, Ok(body.clone()), Engine::Auto, None);
-        let step = cycle.step(&cfg.signal, &cfg.policy, t, vec![obs]);
+        let step = cycle.step(&cfg.decision.signal, &cfg.decision.policy, t, vec![obs]);
         let d = step.snapshot.decision.desired;
-        assert!(d >= cfg.policy.min_replicas && d <= cfg.policy.max_replicas.max(cfg.policy.min_replicas));
+        assert!(d >= cfg.decision.policy.min_replicas && d <= cfg.decision.policy.max_replicas.max(cfg.decision.policy.min_replicas));
     }
 });

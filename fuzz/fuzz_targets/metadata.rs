@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     match ScalerConfig::from_metadata(&md, &BTreeMap::new()) {
-        Ok(c) => assert!(c.policy.min_replicas <= c.policy.max_replicas),
+        Ok(c) => assert!(c.decision.policy.min_replicas <= c.decision.policy.max_replicas),
         Err(e) => assert!(KEYS.iter().any(|k| k.key == e.key) || md.contains_key(&e.key)),
     }
 });

@@ -25,6 +25,19 @@ pub struct ScalerConfig {
     pub discovery: Discovery,
     /// Dynamo frontend metrics URLs.
     pub frontends: Vec<String>,
+    /// How this trigger decides (all that replay and the simulator need).
+    pub decision: DecisionConfig,
+    /// Per-request scrape timeout, ms.
+    pub scrape_timeout_ms: u64,
+    /// Metric name returned by GetMetricSpec.
+    pub metric_name: String,
+}
+
+/// How a trigger decides, apart from where its pages come from: what it reads of a page, the
+/// signal and policy settings and the decision period. Replay and the simulator run on this
+/// alone, so neither has to invent a scrape target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionConfig {
     /// Metric dialect.
     pub engine: Engine,
     /// Model filter.
@@ -33,12 +46,8 @@ pub struct ScalerConfig {
     pub signal: SignalConfig,
     /// Decision policy.
     pub policy: PolicyConfig,
-    /// Scrape period, ms.
+    /// Scrape and decision period, ms.
     pub scrape_interval_ms: u64,
-    /// Per-request scrape timeout, ms.
-    pub scrape_timeout_ms: u64,
-    /// Metric name returned by GetMetricSpec.
-    pub metric_name: String,
 }
 
 fn metric_name_ok(name: &str) -> bool {
@@ -50,6 +59,109 @@ fn metric_name_ok(name: &str) -> bool {
         && !name.starts_with('-')
 }
 
+/// Refuses unknown keys (a typo must not fall back to a default) and a key set both directly
+/// and through `FromEnv` (one would silently win).
+fn check_keys(metadata: &BTreeMap<String, String>) -> Result<(), MetadataError> {
+    for key in metadata.keys() {
+        let base = key.strip_suffix("FromEnv").unwrap_or(key);
+        if !KEYS.iter().any(|k| k.key == base) && !KEDA_KEYS.contains(&key.as_str()) {
+            let accepted: Vec<&str> = KEYS.iter().map(|k| k.key).collect();
+            return Err(err(
+                key,
+                format!("unknown key; accepted keys: {}", accepted.join(", ")),
+            ));
+        }
+    }
+    for key in metadata.keys() {
+        if let Some(base) = key.strip_suffix("FromEnv")
+            && metadata.contains_key(base)
+        {
+            return Err(err(
+                key,
+                format!("set `{base}` or `{key}`, not both (one would silently win)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl DecisionConfig {
+    /// Parses and validates the decision keys of trigger metadata (with server-wide
+    /// `defaults`, then the built-in defaults of [`KEYS`]); where to scrape is not needed.
+    pub fn from_metadata(
+        metadata: &BTreeMap<String, String>,
+        defaults: &BTreeMap<String, String>,
+    ) -> Result<DecisionConfig, MetadataError> {
+        check_keys(metadata)?;
+        decision(&Lookup { metadata, defaults })
+    }
+}
+
+fn decision(l: &Lookup<'_>) -> Result<DecisionConfig, MetadataError> {
+    let engine_text = l.get("engine");
+    let engine = Engine::parse(&engine_text).ok_or_else(|| {
+        err(
+            "engine",
+            format!("expected one of {}, got {engine_text:?}", Engine::ACCEPTED),
+        )
+    })?;
+    let min_replicas = l.integer("minReplicas")?;
+    let max_replicas = l.integer("maxReplicas")?;
+    if max_replicas < min_replicas {
+        return Err(err(
+            "maxReplicas",
+            format!("must be >= minReplicas ({min_replicas}), got {max_replicas}"),
+        ));
+    }
+    let scrape_interval_ms = l.millis("scrapeIntervalSeconds")?;
+    let window_ms = l.millis("ttftWindowSeconds")?;
+    if window_ms < scrape_interval_ms * 2 {
+        return Err(err(
+            "ttftWindowSeconds",
+            "must cover at least two scrape intervals",
+        ));
+    }
+    let up = l.number("scaleUpUtilization")?;
+    let down = l.number("scaleDownUtilization")?;
+    if down >= up {
+        return Err(err(
+            "scaleDownUtilization",
+            format!("must be below scaleUpUtilization ({up}), got {down}"),
+        ));
+    }
+    Ok(DecisionConfig {
+        engine,
+        model: l.raw("model"),
+        signal: SignalConfig {
+            ttft_quantile: l.number("ttftQuantile")?,
+            window_ms,
+            ttft_min_samples: f64::from(l.integer("ttftMinSamples")?),
+        },
+        policy: PolicyConfig {
+            min_replicas,
+            max_replicas,
+            ttft_target_s: l.number("ttftTargetMs")? / 1000.0,
+            kv_target: l.number("kvCacheTarget")?,
+            scale_up_utilization: up,
+            scale_down_utilization: down,
+            concurrency_per_replica: l.number("concurrencyPerReplica")?,
+            scale_down_window_ms: l.millis("scaleDownWindowSeconds")?,
+            ttft_window_ms: window_ms,
+            post_scale_up_hold_ms: l.millis("postScaleUpHoldSeconds")?,
+            scale_down_step_ms: l.millis("scaleDownStepSeconds")?,
+            scale_down_max_fraction: l.number("scaleDownMaxPercent")? / 100.0,
+            max_scale_up_factor: l.number("maxScaleUpFactor")?,
+            max_scale_up_step: l.integer("maxScaleUpStep")?,
+            pending_timeout_ms: l.millis("pendingTimeoutSeconds")?,
+            stale_hold_ms: l.millis("staleHoldSeconds")?,
+            activation_window_ms: l.millis("activationWindowSeconds")?,
+            hpa_tolerance: l.number("hpaTolerance")?,
+            config_hash: config_hash(l.metadata, l.defaults),
+        },
+        scrape_interval_ms,
+    })
+}
+
 impl ScalerConfig {
     /// Parses and validates trigger metadata, falling back to server-wide `defaults` (the
     /// same keys) and then to the built-in defaults of [`KEYS`].
@@ -57,48 +169,11 @@ impl ScalerConfig {
         metadata: &BTreeMap<String, String>,
         defaults: &BTreeMap<String, String>,
     ) -> Result<ScalerConfig, MetadataError> {
-        for key in metadata.keys() {
-            let base = key.strip_suffix("FromEnv").unwrap_or(key);
-            if !KEYS.iter().any(|k| k.key == base) && !KEDA_KEYS.contains(&key.as_str()) {
-                let accepted: Vec<&str> = KEYS.iter().map(|k| k.key).collect();
-                return Err(err(
-                    key,
-                    format!("unknown key; accepted keys: {}", accepted.join(", ")),
-                ));
-            }
-        }
-        for key in metadata.keys() {
-            if let Some(base) = key.strip_suffix("FromEnv")
-                && metadata.contains_key(base)
-            {
-                return Err(err(
-                    key,
-                    format!("set `{base}` or `{key}`, not both (one would silently win)"),
-                ));
-            }
-        }
+        check_keys(metadata)?;
         let l = Lookup { metadata, defaults };
-
         let (discovery, frontends) = targets::where_to_scrape(&l)?;
-
-        let engine_text = l.get("engine");
-        let engine = Engine::parse(&engine_text).ok_or_else(|| {
-            err(
-                "engine",
-                format!("expected one of {}, got {engine_text:?}", Engine::ACCEPTED),
-            )
-        })?;
-        let model = l.raw("model");
-
-        let min_replicas = l.integer("minReplicas")?;
-        let max_replicas = l.integer("maxReplicas")?;
-        if max_replicas < min_replicas {
-            return Err(err(
-                "maxReplicas",
-                format!("must be >= minReplicas ({min_replicas}), got {max_replicas}"),
-            ));
-        }
-        let scrape_interval_ms = l.millis("scrapeIntervalSeconds")?;
+        let decision = decision(&l)?;
+        let scrape_interval_ms = decision.scrape_interval_ms;
         let scrape_timeout_ms = l.millis("scrapeTimeoutSeconds")?;
         // A cycle must end before the next starts: an explicit timeout above the interval is
         // the author's mistake and said so; the default shrinks to 80 % of a short interval.
@@ -121,21 +196,6 @@ impl ScalerConfig {
                     .max(10),
             )
         };
-        let window_ms = l.millis("ttftWindowSeconds")?;
-        if window_ms < scrape_interval_ms * 2 {
-            return Err(err(
-                "ttftWindowSeconds",
-                "must cover at least two scrape intervals",
-            ));
-        }
-        let up = l.number("scaleUpUtilization")?;
-        let down = l.number("scaleDownUtilization")?;
-        if down >= up {
-            return Err(err(
-                "scaleDownUtilization",
-                format!("must be below scaleUpUtilization ({up}), got {down}"),
-            ));
-        }
         let metric_name = l.get("metricName");
         if !metric_name_ok(&metric_name) {
             return Err(err(
@@ -143,39 +203,10 @@ impl ScalerConfig {
                 format!("expected lowercase [a-z0-9-], at most 63 characters, got {metric_name:?}"),
             ));
         }
-
         Ok(ScalerConfig {
             discovery,
             frontends,
-            engine,
-            model,
-            signal: SignalConfig {
-                ttft_quantile: l.number("ttftQuantile")?,
-                window_ms,
-                ttft_min_samples: f64::from(l.integer("ttftMinSamples")?),
-            },
-            policy: PolicyConfig {
-                min_replicas,
-                max_replicas,
-                ttft_target_s: l.number("ttftTargetMs")? / 1000.0,
-                kv_target: l.number("kvCacheTarget")?,
-                scale_up_utilization: up,
-                scale_down_utilization: down,
-                concurrency_per_replica: l.number("concurrencyPerReplica")?,
-                scale_down_window_ms: l.millis("scaleDownWindowSeconds")?,
-                ttft_window_ms: window_ms,
-                post_scale_up_hold_ms: l.millis("postScaleUpHoldSeconds")?,
-                scale_down_step_ms: l.millis("scaleDownStepSeconds")?,
-                scale_down_max_fraction: l.number("scaleDownMaxPercent")? / 100.0,
-                max_scale_up_factor: l.number("maxScaleUpFactor")?,
-                max_scale_up_step: l.integer("maxScaleUpStep")?,
-                pending_timeout_ms: l.millis("pendingTimeoutSeconds")?,
-                stale_hold_ms: l.millis("staleHoldSeconds")?,
-                activation_window_ms: l.millis("activationWindowSeconds")?,
-                hpa_tolerance: l.number("hpaTolerance")?,
-                config_hash: config_hash(metadata, defaults),
-            },
-            scrape_interval_ms,
+            decision,
             scrape_timeout_ms,
             metric_name,
         })
@@ -187,12 +218,12 @@ impl ScalerConfig {
     /// dialect, model filter, frontends and interval (where to scrape is the simulation's).
     pub fn under_test(&self) -> crate::sim::run::ScalerUnderTest {
         crate::sim::run::ScalerUnderTest {
-            engine: self.engine,
-            model: self.model.clone(),
+            engine: self.decision.engine,
+            model: self.decision.model.clone(),
             frontends: self.frontends.clone(),
-            signal: self.signal.clone(),
-            policy: self.policy.clone(),
-            scrape_interval_ms: self.scrape_interval_ms,
+            signal: self.decision.signal.clone(),
+            policy: self.decision.policy.clone(),
+            scrape_interval_ms: self.decision.scrape_interval_ms,
         }
     }
 }
@@ -373,11 +404,11 @@ mod tests {
                 "http://w2:9/m".into()
             ])
         );
-        assert_eq!(c.policy.min_replicas, 1);
-        assert_eq!(c.policy.max_replicas, 10);
-        assert_eq!(c.policy.ttft_target_s, 0.5);
-        assert_eq!(c.signal.ttft_quantile, 0.95);
-        assert_eq!(c.scrape_interval_ms, 5000);
+        assert_eq!(c.decision.policy.min_replicas, 1);
+        assert_eq!(c.decision.policy.max_replicas, 10);
+        assert_eq!(c.decision.policy.ttft_target_s, 0.5);
+        assert_eq!(c.decision.signal.ttft_quantile, 0.95);
+        assert_eq!(c.decision.scrape_interval_ms, 5000);
         assert_eq!(c.metric_name, "llm-desired-replicas");
     }
 
@@ -423,8 +454,8 @@ mod tests {
     fn server_defaults_and_from_env_keys() {
         let defaults = parse_defaults(&["maxReplicas=16,ttftTargetMs=300".into()]).unwrap();
         let c = ScalerConfig::from_metadata(&md(&[("targetsFromEnv", "w:1")]), &defaults).unwrap();
-        assert_eq!(c.policy.max_replicas, 16);
-        assert_eq!(c.policy.ttft_target_s, 0.3);
+        assert_eq!(c.decision.policy.max_replicas, 16);
+        assert_eq!(c.decision.policy.ttft_target_s, 0.3);
         assert!(parse_defaults(&["nope=1".into()]).is_err());
     }
 

@@ -251,7 +251,7 @@ async fn scaledobjects(State(s): State<AdminState>) -> Json<Vec<serde_json::Valu
                 "cycle": snap.cycle,
                 "age_seconds": now.saturating_sub(snap.at_ms) as f64 / 1000.0,
                 "metric_name": c.config.metric_name,
-                "scrape_interval_seconds": c.config.scrape_interval_ms as f64 / 1000.0,
+                "scrape_interval_seconds": c.config.decision.scrape_interval_ms as f64 / 1000.0,
             }))
         })
         .collect();

@@ -420,7 +420,7 @@ impl Registry {
             name,
             trigger = labels.trigger.as_str(),
             triggers,
-            interval_ms = config.scrape_interval_ms,
+            interval_ms = config.decision.scrape_interval_ms,
             "controller started"
         );
         tokio::spawn(run(
@@ -521,7 +521,8 @@ async fn run(
     cancel: CancellationToken,
 ) {
     let mut cycle = Cycle::default();
-    let mut ticker = tokio::time::interval(Duration::from_millis(config.scrape_interval_ms));
+    let mut ticker =
+        tokio::time::interval(Duration::from_millis(config.decision.scrape_interval_ms));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -550,8 +551,12 @@ async fn run(
                 );
             }
         }
-        let Step { snapshot, changed } =
-            cycle.step(&config.signal, &config.policy, now_ms, observations);
+        let Step { snapshot, changed } = cycle.step(
+            &config.decision.signal,
+            &config.decision.policy,
+            now_ms,
+            observations,
+        );
         let decision = &snapshot.decision;
         if changed {
             if decision.reason == policy::Reason::DataStale {
@@ -573,7 +578,7 @@ async fn run(
                 );
             }
         }
-        telemetry.publish(&labels, &snapshot, config.policy.ttft_target_s);
+        telemetry.publish(&labels, &snapshot, config.decision.policy.ttft_target_s);
         tx.send_replace(Some(Arc::new(snapshot)));
     }
     telemetry.forget(&labels);
@@ -591,8 +596,8 @@ async fn observe(
     slots: &Slots,
     known_workers: Vec<String>,
 ) -> Vec<Observation> {
-    let engine = config.engine;
-    let model = config.model.clone();
+    let engine = config.decision.engine;
+    let model = config.decision.model.clone();
     fetch_cycle(
         config,
         scraper,

@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 
 use crate::clock::{self, Stopwatch};
-use crate::config::ScalerConfig;
+use crate::config::{DecisionConfig, ScalerConfig};
 use crate::core::cycle::Cycle;
 use crate::core::fleet::Observation;
 use crate::core::policy::{Binding, Reason};
@@ -63,7 +63,8 @@ pub fn replay(
     metadata: &BTreeMap<String, String>,
     variant: &str,
 ) -> anyhow::Result<Vec<Row>> {
-    let cfg = ScalerConfig::from_metadata(metadata, &BTreeMap::new()).context("metadata")?;
+    // Replay reads the recorded pages, not the recorded addresses: where to scrape is not needed.
+    let cfg = DecisionConfig::from_metadata(metadata, &BTreeMap::new()).context("metadata")?;
     let mut cycle = Cycle::default();
     let mut rows = Vec::with_capacity(rec.frames.len());
     for f in &rec.frames {
@@ -163,7 +164,7 @@ pub fn html(header: &Header, variants: &[(String, BTreeMap<String, String>, Vec<
     ));
     let target_s = variants
         .first()
-        .and_then(|v| ScalerConfig::from_metadata(&v.1, &BTreeMap::new()).ok())
+        .and_then(|v| DecisionConfig::from_metadata(&v.1, &BTreeMap::new()).ok())
         .map_or(0.5, |c| c.policy.ttft_target_s);
     let end = variants
         .first()
@@ -413,10 +414,6 @@ pub fn run_replay(args: &ReplayArgs) -> anyhow::Result<()> {
         .with_context(|| p.display().to_string())?,
         None => rec.header.metadata.clone(),
     };
-    // Replay reads the recorded pages, not the recorded addresses: any discovery will do.
-    if !base.contains_key("targets") && !base.contains_key("service") {
-        base.insert("targets".into(), "recorded:1".into());
-    }
     crate::config::set_pairs(&mut base, &args.sets, "--set")?;
     let mut variants = vec![("base".to_string(), base.clone())];
     for v in &args.variants {
@@ -498,7 +495,7 @@ pub async fn run_record(
     let cfg = ScalerConfig::from_metadata(&md, &BTreeMap::new()).context("--set")?;
     let interval = args
         .interval
-        .unwrap_or(cfg.scrape_interval_ms as f64 / 1000.0);
+        .unwrap_or(cfg.decision.scrape_interval_ms as f64 / 1000.0);
     if !(interval.is_finite() && interval >= 0.05) {
         bail!("--interval must be at least 0.05 s");
     }

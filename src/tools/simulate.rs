@@ -123,7 +123,7 @@ impl SimulateArgs {
             }),
             min_replicas: self.min_replicas,
             max_replicas: self.max_replicas,
-            slo_s: scaler.policy.ttft_target_s,
+            slo_s: scaler.decision.policy.ttft_target_s,
             scaler: scaler.under_test(),
             polling_s: 15.0,
             hpa_sync_s: 15.0,

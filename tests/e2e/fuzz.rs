@@ -68,7 +68,7 @@ proptest! {
         let mut cycle = Cycle::default();
         for (t, b) in [(0u64, page.clone()), (5_000, body.clone()), (10_000, body)] {
             let obs = Observation::from_page("w".into(), TargetRole::Worker, Ok(b), engine, None);
-            let step = cycle.step(&cfg.signal, &PolicyConfig { max_replicas: 64, ..cfg.policy.clone() }, t, vec![obs]);
+            let step = cycle.step(&cfg.decision.signal, &PolicyConfig { max_replicas: 64, ..cfg.decision.policy.clone() }, t, vec![obs]);
             let d = &step.snapshot.decision;
             prop_assert!(d.desired >= 1 && d.desired <= 64);
             if let Some(q) = step.snapshot.signals.ttft_seconds {
@@ -86,7 +86,7 @@ proptest! {
     ) {
         let md: BTreeMap<String, String> = entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         match ScalerConfig::from_metadata(&md, &BTreeMap::new()) {
-            Ok(c) => prop_assert!(c.policy.min_replicas <= c.policy.max_replicas),
+            Ok(c) => prop_assert!(c.decision.policy.min_replicas <= c.decision.policy.max_replicas),
             Err(e) => {
                 let known = KEYS.iter().any(|k| k.key == e.key) || md.contains_key(&e.key);
                 prop_assert!(known, "error names {:?}: {}", e.key, e);

@@ -18,11 +18,7 @@ fn example_recordings_replay_to_their_golden_decisions() {
         let rec =
             recording::read_file(&repo().join(format!("examples/recordings/{name}.jsonl.zst")))
                 .expect("recording");
-        let mut metadata = rec.header.metadata.clone();
-        // As `replay` does: the recorded pages are read, not the recorded addresses.
-        if !metadata.contains_key("targets") && !metadata.contains_key("service") {
-            metadata.insert("targets".into(), "recorded:1".into());
-        }
+        let metadata = rec.header.metadata.clone();
         let csv = to_csv(&replay(&rec, &metadata, "base").expect("replay"));
         let golden = repo().join(format!("tests/golden/{name}.csv"));
         if std::env::var_os("UPDATE_GOLDEN").is_some() {

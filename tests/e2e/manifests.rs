@@ -493,8 +493,9 @@ fn check_overlay(objs: &[Value], schemas: &Schemas) -> Vec<String> {
                     "{so_name}: metricType must be AverageValue (the answer is a replica count)"
                 ));
             }
-            if spec["minReplicaCount"].as_u64() != Some(u64::from(cfg.policy.min_replicas))
-                || spec["maxReplicaCount"].as_u64() != Some(u64::from(cfg.policy.max_replicas))
+            if spec["minReplicaCount"].as_u64() != Some(u64::from(cfg.decision.policy.min_replicas))
+                || spec["maxReplicaCount"].as_u64()
+                    != Some(u64::from(cfg.decision.policy.max_replicas))
             {
                 problems.push(format!("{so_name}: minReplicas/maxReplicas metadata must equal minReplicaCount/maxReplicaCount"));
             }
