@@ -138,18 +138,6 @@ async fn negative_nan_and_infinite_gauges_never_lower_the_answer() {
     scaler.shutdown.cancel();
 }
 
-/// Resident memory of process `pid`, MiB (the scaler runs in a process of its own here, so
-/// other tests' allocations do not count).
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 /// The release-shaped binary serving on free loopback ports, in a process of its own.
 struct ChildScaler {
     child: std::process::Child,

@@ -105,6 +105,18 @@ pub fn zero_histogram(page: &str, family: &str) -> String {
         + "\n"
 }
 
+/// Resident memory of process `pid`, MiB (a scaler run as a child process is measured alone,
+/// without the other tests' allocations).
+pub fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
 /// A fresh directory under the system temp dir, unique to this process and tag.
 pub fn temp_dir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("kls-{tag}-{}", std::process::id()));

@@ -296,16 +296,6 @@ async fn oversized_bodies_are_refused_and_idle_controllers_dropped() {
     scaler.shutdown.cancel();
 }
 
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 /// Trickled bodies, a 100 MB body, NaN/Inf values and decreasing counters on part of a busy
 /// fleet: GetMetrics keeps answering fast, the answer never falls, the reasons show.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -334,7 +324,7 @@ async fn hostile_pages_never_lower_the_answer() {
         .await["desired_replicas"]
         .as_u64()
         .expect("desired");
-    let rss_before = rss_mib();
+    let rss_before = rss_mib(std::process::id());
 
     // Half the fleet turns hostile while the other half goes idle (which alone would ask for 1).
     workers[0].set(Mode::Trickle(idle.clone()));
@@ -371,7 +361,7 @@ async fn hostile_pages_never_lower_the_answer() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let grown = rss_mib() - rss_before;
+    let grown = rss_mib(std::process::id()) - rss_before;
     assert!(
         grown < 50.0,
         "a 100 MB body grew the process by {grown:.0} MiB"
