@@ -3,6 +3,6 @@
 //! whole cycle of a trigger's targets ([`cycle`]), which the controller and `record` share.
 
 pub mod allow;
-pub mod cycle;
+pub(crate) mod cycle;
 pub mod discover;
 pub mod scrape;
