@@ -19,13 +19,16 @@ const H2_PREFACE_LEN: usize = 24;
 /// How often a connection that sent part of its preface is looked at again.
 const PREFACE_POLL: Duration = Duration::from_millis(20);
 
-/// Default most gRPC connections at once (`--grpc-max-connections`). KEDA opens one per
-/// operator process and scaler address.
-pub const DEFAULT_GRPC_MAX_CONNECTIONS: usize = 32;
+/// Default most gRPC connections at once (`--grpc-max-connections`). KEDA's operator opens one
+/// per scaler address and TLS setting (the connection-pool key), so a handful at most; the
+/// rest is room for probes and people.
+pub const DEFAULT_GRPC_MAX_CONNECTIONS: usize = 16;
 /// Default most concurrent HTTP/2 streams per gRPC connection
-/// (`--grpc-max-concurrent-streams`), advertised in SETTINGS. Each `external-push` trigger
-/// holds one open stream.
-pub const DEFAULT_GRPC_MAX_STREAMS: u32 = 256;
+/// (`--grpc-max-concurrent-streams`), advertised in SETTINGS. KEDA multiplexes everything on
+/// one connection: each `external-push` trigger holds a stream open and every RPC takes one
+/// for its duration, so this must exceed the push triggers by a margin (16 x 512 streams, about
+/// 80 MB, bounds the never-read streams a hostile client can hold).
+pub const DEFAULT_GRPC_MAX_STREAMS: u32 = 512;
 /// Default longest a new gRPC connection may take to send the HTTP/2 preface.
 pub const GRPC_PREFACE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest gRPC request message: the 64 KiB metadata limit plus the names, with room.
