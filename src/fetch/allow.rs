@@ -196,6 +196,33 @@ impl AllowList {
     }
 }
 
+/// Resolves `host` and keeps the addresses that may be connected to. The error says why none
+/// may (a `--allow-targets` refusal) or that the lookup itself failed; the scrape client's
+/// resolver and the proxy path's pre-check both read names through here.
+pub async fn resolve_allowed(
+    allow: &AllowList,
+    host: &str,
+    port: u16,
+) -> Result<Vec<std::net::SocketAddr>, std::io::Error> {
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
+    let found = addrs.len();
+    let ok = allow.filter_resolved(host, addrs);
+    if ok.is_empty() {
+        let why = if allow.is_unrestricted() {
+            format!(
+                "{host} resolves to {found} address(es), all link-local (refused unless a --allow-targets CIDR names them)"
+            )
+        } else {
+            format!("{host} resolves to {found} address(es), none allowed by --allow-targets")
+        };
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            why,
+        ));
+    }
+    Ok(ok)
+}
+
 /// A DNS resolver for the scrape client that only hands out allowed addresses.
 #[derive(Debug, Clone)]
 pub struct AllowingResolver(pub Arc<AllowList>);
@@ -205,28 +232,9 @@ impl reqwest::dns::Resolve for AllowingResolver {
         let allow = self.0.clone();
         let host = name.as_str().to_string();
         Box::pin(async move {
-            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+            let ok = resolve_allowed(&allow, &host, 0)
                 .await
-                .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })?
-                .collect();
-            let found = addrs.len();
-            let ok = allow.filter_resolved(&host, addrs);
-            if ok.is_empty() {
-                let why = if allow.is_unrestricted() {
-                    format!(
-                        "{host} resolves to {found} address(es), all link-local (refused unless a --allow-targets CIDR names them)"
-                    )
-                } else {
-                    format!(
-                        "{host} resolves to {found} address(es), none allowed by --allow-targets"
-                    )
-                };
-                return Err(Box::new(std::io::Error::new(
-                    std::io::ErrorKind::PermissionDenied,
-                    why,
-                ))
-                    as Box<dyn std::error::Error + Send + Sync>);
-            }
+                .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })?;
             let iter: reqwest::dns::Addrs = Box::new(ok.into_iter());
             Ok(iter)
         })

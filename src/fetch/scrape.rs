@@ -327,17 +327,12 @@ impl Scraper {
             return Ok(()); // a literal, checked by check_literal
         }
         let port = parsed.port_or_known_default().unwrap_or(80);
-        let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((bare, port))
-            .await
-            .map_err(|e| stale(StaleKind::Connect, format!("resolving {bare}: {e}")))?
-            .collect();
-        if self.allow.filter_resolved(bare, addrs).is_empty() {
-            Err(stale(
-                StaleKind::NotAllowed,
-                format!("{bare} resolves to no address allowed by --allow-targets"),
-            ))
-        } else {
-            Ok(())
+        match crate::fetch::allow::resolve_allowed(&self.allow, bare, port).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                Err(stale(StaleKind::NotAllowed, e.to_string()))
+            }
+            Err(e) => Err(stale(StaleKind::Connect, format!("resolving {bare}: {e}"))),
         }
     }
 

@@ -362,14 +362,6 @@ fn valid_value(v: f64) -> bool {
     v.is_finite() && v >= 0.0
 }
 
-impl Accumulator {
-    fn refuse(&mut self, why: impl FnOnce() -> Unusable) {
-        if self.unusable.is_none() {
-            self.unusable = Some(why());
-        }
-    }
-}
-
 /// Reads one page. `model` restricts samples carrying a `model`/`model_name` label to that
 /// model (case-insensitive, as Dynamo lower-cases it on some families).
 pub fn extract(body: &str, engine: Engine, model: Option<&str>) -> Extracted {
@@ -384,6 +376,7 @@ pub fn extract(body: &str, engine: Engine, model: Option<&str>) -> Extracted {
             let Some((index, part)) = classify(sample.name, engine) else {
                 return;
             };
+            // The first unusable value decides the page; nothing after it is kept.
             if acc.unusable.is_some() {
                 return;
             }
@@ -393,12 +386,10 @@ pub fn extract(body: &str, engine: Engine, model: Option<&str>) -> Extracted {
                         return;
                     };
                     if !valid_value(sample.value) || le.is_nan() {
-                        acc.refuse(|| {
-                            Unusable::InvalidValue(format!(
-                                "{}{{le=\"{le}\"}} is {}",
-                                sample.name, sample.value
-                            ))
-                        });
+                        acc.unusable = Some(Unusable::InvalidValue(format!(
+                            "{}{{le=\"{le}\"}} is {}",
+                            sample.name, sample.value
+                        )));
                         return;
                     }
                     let series = acc
@@ -408,12 +399,10 @@ pub fn extract(body: &str, engine: Engine, model: Option<&str>) -> Extracted {
                         .entry(series_key(&sample))
                         .or_default();
                     if series.len() >= MAX_TTFT_BUCKETS {
-                        acc.refuse(|| {
-                            Unusable::TooManyBuckets(format!(
-                                "{} has more than {MAX_TTFT_BUCKETS} buckets in one series",
-                                sample.name
-                            ))
-                        });
+                        acc.unusable = Some(Unusable::TooManyBuckets(format!(
+                            "{} has more than {MAX_TTFT_BUCKETS} buckets in one series",
+                            sample.name
+                        )));
                         return;
                     }
                     series.push((le, sample.value));
@@ -425,23 +414,6 @@ pub fn extract(body: &str, engine: Engine, model: Option<&str>) -> Extracted {
                         .insert(series_key(&sample), sample.value);
                 }
                 Part::Plain => {
-                    if FAMILIES[index].1 == Role::FrontendStageRequests {
-                        if !valid_value(sample.value) {
-                            acc.refuse(|| {
-                                Unusable::InvalidValue(format!(
-                                    "{} is {}",
-                                    FAMILIES[index].2, sample.value
-                                ))
-                            });
-                            return;
-                        }
-                        let queue = sample
-                            .label("stage")
-                            .is_some_and(|stage| QUEUE_STAGES.contains(&stage));
-                        *acc.stage_queue.get_or_insert(0.0) +=
-                            if queue { sample.value } else { 0.0 };
-                        return;
-                    }
                     if FAMILIES[index].1 == Role::CacheConfigInfo {
                         let blocks = sample
                             .label("num_gpu_blocks")
@@ -455,12 +427,18 @@ pub fn extract(body: &str, engine: Engine, model: Option<&str>) -> Extracted {
                         return;
                     }
                     if !valid_value(sample.value) {
-                        acc.refuse(|| {
-                            Unusable::InvalidValue(format!(
-                                "{} is {}",
-                                FAMILIES[index].2, sample.value
-                            ))
-                        });
+                        acc.unusable = Some(Unusable::InvalidValue(format!(
+                            "{} is {}",
+                            FAMILIES[index].2, sample.value
+                        )));
+                        return;
+                    }
+                    if FAMILIES[index].1 == Role::FrontendStageRequests {
+                        let queue = sample
+                            .label("stage")
+                            .is_some_and(|stage| QUEUE_STAGES.contains(&stage));
+                        *acc.stage_queue.get_or_insert(0.0) +=
+                            if queue { sample.value } else { 0.0 };
                         return;
                     }
                     let slot = acc.plain.entry(index).or_insert((0.0, 0));

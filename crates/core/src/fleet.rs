@@ -369,8 +369,7 @@ impl Fleet {
         let slot_ms = (cfg.window_ms / WINDOW_SLOTS).max(1);
         if let Some(last) = self.window.back_mut()
             && last.at_ms / slot_ms == entry.at_ms / slot_ms
-            && (last.ttft.same_bounds(&entry.ttft)
-                || last.ttft.buckets.len() + entry.ttft.buckets.len() <= MAX_MERGED_TTFT_BUCKETS)
+            && mergeable(&last.ttft, &entry.ttft)
         {
             last.ttft.add(&entry.ttft);
             last.span_ms += entry.span_ms;
@@ -494,6 +493,12 @@ impl Fleet {
     }
 }
 
+/// Whether adding `b` into `a` keeps `a` within [`MAX_MERGED_TTFT_BUCKETS`] bounds (equal bound
+/// sets add bucket by bucket; different ones merge over the union).
+fn mergeable(a: &Histogram, b: &Histogram) -> bool {
+    a.same_bounds(b) || a.buckets.len() + b.buckets.len() <= MAX_MERGED_TTFT_BUCKETS
+}
+
 /// The fleet-wide histogram of a cycle would hold more than [`MAX_MERGED_TTFT_BUCKETS`].
 #[derive(Debug)]
 struct TooManyBounds;
@@ -521,9 +526,7 @@ fn accumulate(
             }
         };
         if let Ok(delta) = delta {
-            if !entry.ttft.same_bounds(&delta)
-                && entry.ttft.buckets.len() + delta.buckets.len() > MAX_MERGED_TTFT_BUCKETS
-            {
+            if !mergeable(&entry.ttft, &delta) {
                 return Err(TooManyBounds);
             }
             entry.ttft.add(&delta);
