@@ -101,17 +101,23 @@ impl<T: tonic::transport::server::Connected> tonic::transport::server::Connected
     }
 }
 
-/// Accepts one TCP connection, backing off when accepting fails (out of file descriptors and
-/// the like) rather than spinning. `None` once `shutdown` is cancelled.
+/// Accepts the next TCP connection that gets one of `slots`, closing those that arrive while
+/// all are held (`limit` names the flag in the log), and backing off when accepting fails (out
+/// of file descriptors and the like) rather than spinning. `None` once `shutdown` is cancelled.
 pub async fn accept(
     listener: &TcpListener,
+    slots: &Arc<Semaphore>,
+    limit: &str,
     shutdown: &CancellationToken,
-) -> Option<(TcpStream, std::net::SocketAddr)> {
+) -> Option<(TcpStream, std::net::SocketAddr, OwnedSemaphorePermit)> {
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return None,
             accepted = listener.accept() => match accepted {
-                Ok(x) => return Some(x),
+                Ok((tcp, peer)) => match slots.clone().try_acquire_owned() {
+                    Ok(slot) => return Some((tcp, peer, slot)),
+                    Err(_) => debug!(%peer, "connection refused: {limit} reached"),
+                },
                 Err(e) => {
                     warn!(error = %e, "accepting a connection failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -148,11 +154,9 @@ pub fn grpc_plain(
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let slots = Arc::new(Semaphore::new(max.max(1)));
     tokio::spawn(async move {
-        while let Some((tcp, peer)) = accept(&listener, &shutdown).await {
-            let Ok(slot) = slots.clone().try_acquire_owned() else {
-                debug!(%peer, "gRPC connection refused: --grpc-max-connections reached");
-                continue;
-            };
+        while let Some((tcp, peer, slot)) =
+            accept(&listener, &slots, "--grpc-max-connections", &shutdown).await
+        {
             // Small gRPC responses must not wait for Nagle's algorithm against the peer's
             // delayed ACK (a 40 ms stall on Linux).
             let _ = tcp.set_nodelay(true);
@@ -182,11 +186,9 @@ pub async fn serve_http(
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
     let slots = Arc::new(Semaphore::new(max.max(1)));
-    while let Some((tcp, peer)) = accept(&listener, &shutdown).await {
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            debug!(%peer, "HTTP connection refused: --http-max-connections reached");
-            continue;
-        };
+    while let Some((tcp, _peer, slot)) =
+        accept(&listener, &slots, "--http-max-connections", &shutdown).await
+    {
         let service = TowerToHyperService::new(app.clone());
         let stop = shutdown.clone();
         tokio::spawn(async move {

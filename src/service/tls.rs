@@ -282,11 +282,10 @@ pub fn incoming(
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let slots = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
     tokio::spawn(async move {
-        while let Some((tcp, peer)) = crate::service::listen::accept(&listener, &shutdown).await {
-            let Ok(slot) = slots.clone().try_acquire_owned() else {
-                debug!(%peer, "gRPC connection refused: --grpc-max-connections reached");
-                continue;
-            };
+        while let Some((tcp, peer, slot)) =
+            crate::service::listen::accept(&listener, &slots, "--grpc-max-connections", &shutdown)
+                .await
+        {
             let _ = tcp.set_nodelay(true);
             let acceptor = TlsAcceptor::from(state.config());
             let tx = tx.clone();

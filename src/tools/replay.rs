@@ -534,9 +534,10 @@ pub async fn run_record(
         // The controller's own fetch cycle: the same discovery, allow-list and failures.
         let scrapes: Vec<Scrape> =
             fetch_cycle(&cfg, &scraper, &slots, known.clone(), Scrape::new).await;
+        // As the controller remembers them: every worker target of this cycle.
         known = scrapes
             .iter()
-            .filter(|s| s.role == "worker" && !s.target.starts_with("discovery: "))
+            .filter(|s| s.role == "worker")
             .map(|s| s.target.clone())
             .collect();
         let ok = scrapes.iter().filter(|s| s.body.is_some()).count();

@@ -3,7 +3,6 @@
 //! client of the gRPC and admin ports. Each test reproduces the attack on loopback against
 //! the real server and checks what must hold instead.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use keda_llm_scaler::fetch::scrape::ScrapeLimits;
@@ -32,14 +31,7 @@ fn quick(targets: &str) -> Vec<(&'static str, String)> {
 }
 
 fn so(name: &str, namespace: &str, md: &[(&str, String)]) -> ScaledObjectRef {
-    ScaledObjectRef {
-        name: name.into(),
-        namespace: namespace.into(),
-        scaler_metadata: md
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect::<HashMap<_, _>>(),
-    }
+    so_ref_in(name, namespace, md.iter().map(|(k, v)| (*k, v)))
 }
 
 fn stale_kinds(e: &serde_json::Value) -> Vec<String> {

@@ -313,11 +313,20 @@ impl Scaler {
 }
 
 pub fn so_ref(name: &str, metadata: &[(&str, &str)]) -> ScaledObjectRef {
+    so_ref_in(name, "llm", metadata.iter().copied())
+}
+
+/// A ref in `namespace` with metadata from any key/value pairs.
+pub fn so_ref_in<K: ToString, V: ToString>(
+    name: &str,
+    namespace: &str,
+    metadata: impl IntoIterator<Item = (K, V)>,
+) -> ScaledObjectRef {
     ScaledObjectRef {
         name: name.to_string(),
-        namespace: "llm".to_string(),
+        namespace: namespace.to_string(),
         scaler_metadata: metadata
-            .iter()
+            .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<HashMap<_, _>>(),
     }
