@@ -31,7 +31,7 @@ use crate::service::admin::DebugEntryView;
 use crate::service::grpc::pb::external_scaler_client::ExternalScalerClient;
 use crate::service::grpc::pb::{GetMetricsRequest, ScaledObjectRef};
 use crate::service::serve::{self, ServeOptions};
-use crate::sim::keda::{hpa_for_keda_llm_scaler, keda_for_keda_llm_scaler};
+use crate::sim::keda::{Cluster, hpa_for_keda_llm_scaler, keda_for_keda_llm_scaler};
 use crate::sim::live::{Change, LiveFleet};
 use crate::sim::report::{Chart, PALETTE, Series, esc, page_start};
 use crate::sim::rng::Rng;
@@ -294,8 +294,8 @@ pub async fn run(args: &DemoArgs, shutdown: CancellationToken) -> anyhow::Result
     let mut client = client.context("the scaler did not accept gRPC connections")?;
 
     // The same control plane the simulator emulates for keda-llm-scaler.
-    let mut hpa = hpa_for_keda_llm_scaler(1, args.max_replicas);
-    let mut keda = keda_for_keda_llm_scaler();
+    let mut hpa = hpa_for_keda_llm_scaler(Cluster::PER_DIRECTION, 1, args.max_replicas);
+    let mut keda = keda_for_keda_llm_scaler(Cluster::PER_DIRECTION);
     let http = reqwest::Client::new();
     let mut rng = Rng::new(args.seed);
     let mut next_arrival_s = rng.exp(args.base_rps.max(0.1));

@@ -1,129 +1,250 @@
-//! `keda-llm-scaler simulate`: the file and terminal side of the simulator (reading traces,
-//! building scenarios, printing the table or JSON, writing the report).
+//! `keda-llm-scaler simulate`: the file and terminal side of the arena (reading traces, picking
+//! contestants, printing tables and JSON, writing reports). Everything it runs is the pure
+//! simulator crate.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 
 use crate::clock::Stopwatch;
 use crate::config::ScalerConfig;
-use crate::sim::load::{self, Lengths, Shape};
-use crate::sim::rng::Rng;
-use crate::sim::run::{NodeParams, Policy, Scenario, SimParams};
-use crate::sim::worker::EngineParams;
+use crate::sim::arena::{self, Load, LoadResult, Spread as Seeds, Summary};
+use crate::sim::keda::Cluster;
+use crate::sim::load::{self, COPY_SPREAD_S, Lengths};
+use crate::sim::rivals::{self, Entry, OURS};
+use crate::sim::run::{NodeParams, SimParams, Spread};
+use crate::sim::scenarios::{self, SYNTHETIC};
+use crate::sim::score::Slo;
+use crate::sim::worker::{EngineParams, Gpu};
 use crate::sim::{self, Comparison};
 
 /// Flags of `simulate`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SimulateArgs {
-    /// CSV with the Azure LLM inference columns (TIMESTAMP,ContextTokens,GeneratedTokens).
+    /// A trace with the Azure columns (TIMESTAMP,ContextTokens,GeneratedTokens).
     #[arg(long, conflicts_with = "scenario")]
     pub trace: Option<PathBuf>,
-    /// Synthetic load instead of a trace.
-    #[arg(long, value_parser = ["poisson", "step", "ramp", "sawtooth", "flash", "outage-90s", "outage-10m"])]
+    /// A synthetic scenario.
+    #[arg(long, value_parser = SYNTHETIC)]
     pub scenario: Option<String>,
-    /// Multiply the trace's arrival rate by this, or `auto`: the busiest minute needs
-    /// `--target-peak` replicas.
+    /// Trace rate multiplier, or `auto` to put the busiest minute at --target-peak replicas.
     #[arg(long, default_value = "auto")]
     pub rate_scale: String,
-    /// Replicas the busiest minute should need with `--rate-scale auto`.
+    /// With `--rate-scale auto`: replicas' worth of work in the trace's busiest minute.
     #[arg(long, default_value_t = 12)]
     pub target_peak: u32,
-    /// Compress the trace's time by this factor.
+    /// Spread of a scaled trace's copies: each copy is shifted by an offset uniform within
+    /// +-this many seconds.
+    #[arg(long, default_value_t = COPY_SPREAD_S)]
+    pub copy_spread_seconds: f64,
+    /// Time compression of a trace.
     #[arg(long, default_value_t = 1.0)]
     pub speedup: f64,
-    /// Random seed (arrival jitter, synthetic loads, node times).
+    /// First seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Simulated seconds (default: the trace's span, or the scenario's own length).
+    /// Seeds per load (mean and 95 % confidence interval of every score).
+    #[arg(long, default_value_t = 1)]
+    pub seeds: u64,
+    /// Simulated seconds of arrivals (default: the trace's span, or the scenario's length).
     #[arg(long)]
     pub duration: Option<f64>,
-    /// Run every baseline too, on the same load and seed.
+    /// Run every contestant at its defaults.
     #[arg(long)]
     pub compare: bool,
-    /// Run only these policies (repeatable).
+    /// With --compare: also every rival at its tuned point.
+    #[arg(long)]
+    pub tuned: bool,
+    /// Contestants to run (`NAME`, `NAME@tuned`, `NAME@knob=value`); repeatable.
     #[arg(long = "policy")]
     pub policies: Vec<String>,
-    /// Print the table as a JSON array instead.
+    /// Scoring TTFT SLO, ms (independent of any contestant's configuration).
+    #[arg(long)]
+    pub slo_ttft_ms: Option<f64>,
+    /// Scoring mean inter-token latency SLO, ms.
+    #[arg(long, default_value_t = 50.0)]
+    pub slo_itl_ms: f64,
+    /// A client gives up on a request after this long.
+    #[arg(long, default_value_t = 60.0)]
+    pub client_timeout_seconds: f64,
+    /// Seconds at the start that are not scored.
+    #[arg(long, default_value_t = 600.0)]
+    pub warmup_seconds: f64,
+    /// The oracle's per-minute good-rate target.
+    #[arg(long, default_value_t = 0.99)]
+    pub oracle_target: f64,
+    /// The cluster's HPA: `per-direction` (Kubernetes >= 1.35 with KEDA >= 2.18) or a number,
+    /// the cluster-wide tolerance of an older cluster (0.1).
+    #[arg(long, default_value = "per-direction")]
+    pub k8s_tolerance: String,
+    /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Where to write the HTML report ("-" for none).
+    /// HTML report path, or `-` for none.
     #[arg(long, default_value = "simulation.html")]
     pub report: String,
-    /// ScaledObject metadata for keda-llm-scaler, `key=value` (repeatable).
+    /// keda-llm-scaler's ScaledObject metadata, KEY=VALUE; repeatable.
     #[arg(long = "set")]
     pub sets: Vec<String>,
-    /// Pod start and model load, seconds.
+    /// The GPU of every worker.
+    #[arg(long, default_value = "h100-nvl", value_parser = ["h100-nvl", "h100-sxm", "h200"])]
+    pub gpu: String,
+    /// Mean pod start (model load), seconds.
     #[arg(long, default_value_t = 60.0)]
     pub pod_start_seconds: f64,
-    /// Pods beyond the warm nodes wait for a new GPU node.
+    /// Pod starts are drawn uniformly within +-this share of the mean.
+    #[arg(long, default_value_t = 0.25)]
+    pub pod_start_jitter: f64,
+    /// Pods may need new GPU nodes (cluster autoscaler).
     #[arg(long)]
     pub node_provisioning: bool,
-    /// Shortest GPU node provisioning time, seconds.
-    #[arg(long, default_value_t = 360.0)]
+    /// Shortest GPU node provisioning, seconds.
+    #[arg(long, default_value_t = 300.0)]
     pub node_seconds_min: f64,
-    /// Longest GPU node provisioning time, seconds (uniform between).
-    #[arg(long, default_value_t = 360.0)]
+    /// Longest GPU node provisioning, seconds.
+    #[arg(long, default_value_t = 660.0)]
     pub node_seconds_max: f64,
-    /// Nodes that always exist (with --node-provisioning).
+    /// GPU nodes that exist from the start.
     #[arg(long, default_value_t = 2)]
     pub warm_nodes: u32,
-    /// Replica bounds (all policies); 0 lets KEDA scale keda-llm-scaler's fleet to zero after a
-    /// 300 s cooldown (only a Dynamo frontend can wake it: worker metrics vanish at zero).
+    /// Replica bounds.
     #[arg(long, default_value_t = 1)]
     pub min_replicas: u32,
-    /// Replica bounds (all policies).
-    #[arg(long, default_value_t = 24)]
+    /// Replica bounds.
+    #[arg(long, default_value_t = 32)]
     pub max_replicas: u32,
-    /// Extra metrics outage `START+LENGTH` in seconds (repeatable).
+    /// Metric outages, START+LENGTH seconds; repeatable.
     #[arg(long = "outage")]
     pub outages: Vec<String>,
-    /// Also write keda-llm-scaler's scrapes as a recording (.jsonl.zst) for `replay`.
+    /// Write keda-llm-scaler's scrapes as a recording.
     #[arg(long)]
     pub record: Option<PathBuf>,
-    /// Write every run's timeline, decisions and actions as JSON to this file.
+    /// Write the whole comparison (timelines, decisions) as JSON.
     #[arg(long)]
     pub details: Option<PathBuf>,
-    /// Worker flavour: plain vLLM, or Dynamo vLLM workers behind a Dynamo frontend (the scaler
-    /// then reads TTFT and queue from the frontend, KV from the workers).
+    /// Worker metric dialect.
     #[arg(long, default_value = "vllm", value_parser = ["vllm", "dynamo"])]
     pub engine: String,
-    /// Print one replica's TTFT/TPOT against offered load (512 in / 128 out) and exit.
+    /// Print the single-replica calibration curve and exit.
     #[arg(long)]
     pub calibration: bool,
+    /// Run the whole arena: every development trace and scenario, every contestant (defaults
+    /// and tuned), --seeds seeds; writes suite.md, suite.json and suite.html to --out.
+    #[arg(long, conflicts_with_all = ["trace", "scenario", "tune"])]
+    pub suite: bool,
+    /// Tune every rival over its grid on the development loads and print the grids.
+    #[arg(long, conflicts_with_all = ["trace", "scenario"])]
+    pub tune: bool,
+    /// Where --suite and --tune find the development traces.
+    #[arg(long, default_value = "../shared/traces")]
+    pub traces_dir: PathBuf,
+    /// Where --suite and --tune write their files.
+    #[arg(long, default_value = "arena")]
+    pub out: PathBuf,
+    /// Worker threads (default: every core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// Parses `--k8s-tolerance`.
+fn cluster(s: &str) -> anyhow::Result<Cluster> {
+    if s == "per-direction" {
+        return Ok(Cluster::PER_DIRECTION);
+    }
+    let t: f64 = s
+        .parse()
+        .ok()
+        .filter(|t: &f64| (0.0..=0.5).contains(t))
+        .with_context(|| {
+            format!("--k8s-tolerance {s:?}: `per-direction` or a number in [0, 0.5]")
+        })?;
+    Ok(Cluster {
+        tolerance: t,
+        per_direction: false,
+    })
 }
 
 impl SimulateArgs {
-    /// The simulation parameters these flags describe.
+    /// The scoring TTFT SLO, seconds.
+    fn slo_ttft_s(&self) -> f64 {
+        self.slo_ttft_ms.unwrap_or(500.0) / 1e3
+    }
+
+    /// The simulation's parameters, keda-llm-scaler configured from the same metadata a
+    /// ScaledObject would carry (with the `hpaTolerance` the README gives for the cluster,
+    /// and `ttftTargetMs` the scoring SLO, unless `--set` says otherwise).
     pub fn params(&self) -> anyhow::Result<SimParams> {
+        let cluster = cluster(&self.k8s_tolerance)?;
+        let gpu = Gpu::from_name(&self.gpu).context("--gpu")?;
+        let engine = EngineParams::for_gpu(gpu);
         let mut md: BTreeMap<String, String> = BTreeMap::new();
         md.insert("targets".into(), "sim-worker:8000".into());
         md.insert("minReplicas".into(), self.min_replicas.to_string());
         md.insert("maxReplicas".into(), self.max_replicas.to_string());
         md.insert("engine".into(), self.engine.clone());
-        md.insert("model".into(), EngineParams::default().model);
+        md.insert("model".into(), engine.model.clone());
+        md.insert(
+            "ttftTargetMs".into(),
+            format!("{}", self.slo_ttft_s() * 1e3),
+        );
+        md.insert(
+            "hpaTolerance".into(),
+            if cluster.per_direction {
+                "0".into()
+            } else {
+                format!("{}", cluster.tolerance)
+            },
+        );
         if self.engine == "dynamo" {
             md.insert("frontendTargets".into(), "sim-frontend:8000".into());
         }
+        let before = md.get("ttftTargetMs").cloned();
         crate::config::set_pairs(&mut md, &self.sets, "--set")?;
+        let follows = md.get("ttftTargetMs") == before.as_ref();
         let scaler = ScalerConfig::from_metadata(&md, &BTreeMap::new()).context("--set")?;
         anyhow::ensure!(
             self.min_replicas <= self.max_replicas && self.max_replicas >= 1,
             "--min-replicas must not exceed --max-replicas (>= 1)"
         );
+        anyhow::ensure!(
+            self.client_timeout_seconds > 0.0 && self.slo_itl_ms > 0.0,
+            "--client-timeout-seconds and --slo-itl-ms must be positive"
+        );
+        anyhow::ensure!(
+            (0.0..1.0).contains(&self.pod_start_jitter) && self.pod_start_seconds >= 0.0,
+            "--pod-start-jitter must be in [0, 1) and --pod-start-seconds >= 0"
+        );
+        anyhow::ensure!(
+            self.oracle_target > 0.0 && self.oracle_target <= 1.0,
+            "--oracle-target must be in (0, 1]"
+        );
+        let (m, j) = (self.pod_start_seconds, self.pod_start_jitter);
         Ok(SimParams {
-            engine: EngineParams::default(),
-            pod_start_s: self.pod_start_seconds,
+            engine,
+            pod_start: Spread {
+                min_s: m * (1.0 - j),
+                max_s: m * (1.0 + j),
+            },
             nodes: self.node_provisioning.then(|| NodeParams {
-                provision_min_s: self.node_seconds_min,
-                provision_max_s: self.node_seconds_max.max(self.node_seconds_min),
+                provision: Spread {
+                    min_s: self.node_seconds_min,
+                    max_s: self.node_seconds_max.max(self.node_seconds_min),
+                },
                 warm_nodes: self.warm_nodes,
                 idle_release_s: 600.0,
             }),
             min_replicas: self.min_replicas,
             max_replicas: self.max_replicas,
-            slo_s: scaler.decision.policy.ttft_target_s,
+            slo: Slo {
+                ttft_s: self.slo_ttft_s(),
+                itl_s: self.slo_itl_ms / 1e3,
+            },
+            client_timeout_s: self.client_timeout_seconds,
+            warmup_s: self.warmup_seconds.max(0.0),
+            cluster,
             scaler: scaler.under_test(),
             polling_s: 15.0,
             hpa_sync_s: 15.0,
@@ -131,7 +252,42 @@ impl SimulateArgs {
             sample_s: 10.0,
             record: self.record.is_some(),
             dynamo: self.engine == "dynamo",
+            oracle_target: self.oracle_target,
+            scaler_follows_slo: follows,
         })
+    }
+
+    fn threads(&self) -> usize {
+        self.threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1)
+    }
+
+    fn seeds(&self) -> Seeds {
+        Seeds {
+            first_seed: self.seed,
+            seeds: self.seeds.max(1),
+            threads: self.threads(),
+            slo_fixed: self.slo_ttft_ms.is_some(),
+        }
+    }
+
+    /// The contestants asked for.
+    fn entries(&self) -> anyhow::Result<Vec<Entry>> {
+        if !self.policies.is_empty() {
+            return self
+                .policies
+                .iter()
+                .map(|n| rivals::resolve(n).map_err(|e| anyhow::anyhow!("--policy: {e}")))
+                .collect();
+        }
+        if self.compare || self.suite {
+            return Ok(rivals::every_entry(self.tuned || self.suite));
+        }
+        Ok(vec![
+            rivals::resolve(OURS).map_err(anyhow::Error::msg)?,
+            rivals::resolve(rivals::ORACLE).map_err(anyhow::Error::msg)?,
+        ])
     }
 }
 
@@ -144,200 +300,173 @@ fn parse_outage(s: &str) -> anyhow::Result<(f64, f64)> {
     Ok((a, b))
 }
 
-/// Builds the scenario the flags describe (the trace, or a synthetic load sized in units of
-/// one replica's capacity).
-pub fn scenario(
-    args: &SimulateArgs,
-    params: &SimParams,
-) -> anyhow::Result<(Scenario, Option<f64>)> {
-    anyhow::ensure!(args.speedup > 0.0, "--speedup must be positive");
-    let mut rng = Rng::new(args.seed).fork(0x10ad);
-    let outages: Vec<(f64, f64)> = args
-        .outages
-        .iter()
-        .map(|s| parse_outage(s))
-        .collect::<anyhow::Result<_>>()?;
-    if let Some(path) = &args.trace {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let rows = load::parse_trace(&text).with_context(|| path.display().to_string())?;
-        let lengths = Lengths::Empirical(
-            rows.iter()
-                .step_by((rows.len() / 5000).max(1))
-                .map(|r| (r.context.max(1), r.generated.max(1)))
-                .collect(),
-        );
-        let (scale, capacity) = if args.rate_scale == "auto" {
-            let cap = sim::calibrate_capacity(params, &lengths, args.seed);
-            let span = rows.last().map_or(60.0, |r| r.t_s) / args.speedup;
-            let minutes = (span / 60.0).ceil().max(1.0) as usize;
-            let mut per_min = vec![0u64; minutes];
-            for r in &rows {
-                let m = ((r.t_s / args.speedup) / 60.0) as usize;
-                if let Some(c) = per_min.get_mut(m.min(minutes - 1)) {
-                    *c += 1;
-                }
-            }
-            let peak_rps = per_min.iter().copied().max().unwrap_or(1) as f64 / 60.0;
-            (
-                f64::from(args.target_peak) * cap / peak_rps.max(1e-9),
-                Some(cap),
-            )
-        } else {
-            let s: f64 = args
-                .rate_scale
-                .parse()
-                .with_context(|| format!("--rate-scale {:?}: a number or auto", args.rate_scale))?;
-            anyhow::ensure!(s > 0.0, "--rate-scale must be positive");
-            (s, None)
-        };
-        let requests = load::from_trace(&rows, scale, args.speedup, 40_960, &mut rng);
-        let span = rows.last().map_or(0.0, |r| r.t_s) / args.speedup;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
-        return Ok((
-            Scenario {
-                name: format!("{name} x{scale:.1}"),
-                requests,
-                duration_s: args.duration.unwrap_or(span + 60.0),
-                outages,
-                onsets: Vec::new(),
-            },
-            capacity,
-        ));
-    }
-    let kind = args.scenario.clone().unwrap_or_else(|| "step".to_string());
-    let lengths = Lengths::Fixed {
-        prompt: 512,
-        generate: 128,
-    };
-    let cap = sim::calibrate_capacity(params, &lengths, args.seed);
-    // Loads are sized in replicas' worth of work at 70 % of one replica's capacity.
-    let r = |replicas: f64| replicas * cap * 0.7;
-    let start = params.pod_start_s;
-    let (shape, duration, mut onsets, mut outs) = match kind.as_str() {
-        "poisson" => (Shape::Poisson { rate: r(6.0) }, 1800.0, vec![], vec![]),
-        "step" => (
-            Shape::Step {
-                base: r(3.0),
-                factor: 4.0,
-                at_s: 600.0,
-            },
-            1800.0,
-            vec![600.0],
-            vec![],
-        ),
-        "ramp" => (
-            Shape::Ramp {
-                from: r(1.0),
-                to: r(12.0),
-            },
-            3600.0,
-            vec![],
-            vec![],
-        ),
-        "sawtooth" => (
-            Shape::Sawtooth {
-                low: r(3.0),
-                high: r(9.0),
-                period_s: start.max(10.0),
-            },
-            2400.0,
-            vec![],
-            vec![],
-        ),
-        "flash" => (
-            Shape::FlashCrowd {
-                base: r(2.0),
-                peak: r(12.0),
-                at_s: 600.0,
-                rise_s: 30.0,
-                decay_s: 300.0,
-            },
-            1800.0,
-            vec![600.0],
-            vec![],
-        ),
-        "outage-90s" => (
-            Shape::Poisson { rate: r(6.0) },
-            2400.0,
-            vec![],
-            vec![(900.0, 90.0)],
-        ),
-        "outage-10m" => (
-            Shape::Poisson { rate: r(6.0) },
-            2400.0,
-            vec![],
-            vec![(900.0, 600.0)],
-        ),
-        other => bail!("unknown scenario {other:?}"),
-    };
-    let duration = args.duration.unwrap_or(duration);
-    let requests = load::synthetic(&shape, duration, &lengths, &mut rng);
-    onsets.retain(|o| *o < duration);
-    outs.extend(outages);
-    Ok((
-        Scenario {
-            name: kind,
-            requests,
-            duration_s: duration,
-            outages: outs,
-            onsets,
-        },
-        Some(cap),
-    ))
+fn read_trace(path: &Path) -> anyhow::Result<Vec<load::TraceRow>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    load::parse_trace(&text).with_context(|| path.display().to_string())
 }
 
-/// The table printed by `simulate`.
-pub fn table(c: &Comparison) -> String {
-    let mut out = format!(
-        "scenario: {} | {} requests over {:.0} s | oracle capacity {:.1} req/s per replica, peak {} replicas\n",
-        c.scenario,
-        c.requests,
-        c.duration_s,
-        c.oracle.capacity_rps,
-        c.oracle.peak()
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default()
+}
+
+/// A trace as an arena load, its rate scale resolved.
+fn trace_load(
+    args: &SimulateArgs,
+    params: &SimParams,
+    path: &Path,
+    rows: Vec<load::TraceRow>,
+) -> anyhow::Result<Load> {
+    anyhow::ensure!(args.speedup > 0.0, "--speedup must be positive");
+    anyhow::ensure!(
+        args.copy_spread_seconds >= 0.0,
+        "--copy-spread-seconds must be >= 0"
     );
-    out.push_str(&format!(
-        "{:<22} {:>8} {:>8} {:>7} {:>7} {:>6} {:>9} {:>5} {:>8} {:>7} {:>8} {:>7}\n",
+    let scale = if args.rate_scale == "auto" {
+        scenarios::auto_rate_scale(&rows, args.speedup, args.target_peak, params, args.seed).0
+    } else {
+        let s: f64 = args
+            .rate_scale
+            .parse()
+            .with_context(|| format!("--rate-scale {:?}: a number or auto", args.rate_scale))?;
+        anyhow::ensure!(s > 0.0 && s.is_finite(), "--rate-scale must be positive");
+        s
+    };
+    Ok(Load::Trace {
+        name: file_name(path),
+        rows: Arc::new(rows),
+        scale,
+        speedup: args.speedup,
+        spread_s: args.copy_spread_seconds,
+        duration_s: args.duration,
+    })
+}
+
+/// The one load of a plain `simulate` run.
+fn single_load(args: &SimulateArgs, params: &SimParams) -> anyhow::Result<Load> {
+    if let Some(path) = &args.trace {
+        let rows = read_trace(path)?;
+        return trace_load(args, params, path, rows);
+    }
+    Ok(Load::Synthetic {
+        kind: args.scenario.clone().unwrap_or_else(|| "step".to_string()),
+        mix: None,
+        duration_s: args.duration,
+    })
+}
+
+/// The development loads: every trace in --traces-dir, then every synthetic scenario (the
+/// diurnal day draws its request sizes from the first trace).
+fn development_loads(args: &SimulateArgs, params: &SimParams) -> anyhow::Result<Vec<Load>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&args.traces_dir)
+        .with_context(|| format!("reading {}", args.traces_dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+        .collect();
+    paths.sort();
+    let mut loads = Vec::new();
+    let mut mix: Option<Arc<Lengths>> = None;
+    for path in &paths {
+        let rows = read_trace(path)?;
+        if mix.is_none() || file_name(path).contains("conv") {
+            mix = Some(Arc::new(scenarios::trace_mix(&rows)));
+        }
+        loads.push(trace_load(args, params, path, rows)?);
+    }
+    for kind in SYNTHETIC {
+        loads.push(Load::Synthetic {
+            kind: kind.to_string(),
+            mix: (kind == "diurnal").then(|| mix.clone()).flatten(),
+            duration_s: None,
+        });
+    }
+    Ok(loads)
+}
+
+/// The plain-text table of one load.
+pub fn table(load: &str, rows: &[Summary]) -> String {
+    let mut out = format!("load: {load}\n");
+    let _ = writeln!(
+        out,
+        "{:<30} {:>5} {:>14} {:>13} {:>7} {:>7} {:>8} {:>6} {:>6} {:>5} {:>7} {:>6}",
         "policy",
-        "slo_req",
-        "slo_win",
+        "seeds",
+        "good-rate",
+        "goodput/GPU-s",
         "gpu_h",
         "oracle",
-        "over",
-        "actions/h",
-        "rev",
-        "recover",
-        "outage↓",
-        "p95_s",
-        "dropped"
-    ));
-    for r in &c.runs {
-        let s = &r.scores;
-        out.push_str(&format!(
-            "{:<22} {:>7.1}% {:>7.1}% {:>7.2} {:>7.2} {:>5.2}x {:>9.1} {:>5} {:>7.0}s {:>7} {:>8.3} {:>7}\n",
+        "windows",
+        "act/h",
+        "rev/h",
+        "out↓",
+        "timeout",
+        "killed"
+    );
+    for s in rows {
+        let _ = writeln!(
+            out,
+            "{:<30} {:>5} {:>7.1}%±{:>4.1} {:>7.3}±{:>5.3} {:>7.2} {:>7.2} {:>7.1}% {:>6.1} {:>6.1} {:>5} {:>7.0} {:>6.0}",
             s.policy,
-            s.slo_attainment_requests * 100.0,
-            s.slo_attainment_windows * 100.0,
+            s.seeds,
+            s.good_rate * 100.0,
+            s.good_rate_ci95 * 100.0,
+            s.goodput_per_gpu_second,
+            s.goodput_per_gpu_second_ci95,
             s.gpu_hours,
             s.oracle_gpu_hours,
-            s.over_provisioning,
+            s.slo_attainment_windows * 100.0,
             s.actions_per_hour,
-            s.reversals_10min,
-            s.recover_seconds,
+            s.reversals_per_hour,
             s.scale_downs_during_outage,
-            s.ttft_p95_seconds,
-            s.dropped_requests
-        ));
+            s.timed_out,
+            s.killed,
+        );
+    }
+    out
+}
+
+/// The suite's Markdown: one table per load.
+pub fn markdown(results: &[LoadResult]) -> String {
+    let mut out = String::new();
+    for r in results {
+        let _ = writeln!(
+            out,
+            "#### {} (SLO TTFT {:.0} ms, ITL {:.0} ms)\n\n| policy | good-rate | goodput / GPU-s | GPU-hours | oracle GPU-h | windows in SLO | reversals/h | actions/h | outage ↓ |\n|---|---|---|---|---|---|---|---|---|",
+            r.load,
+            r.slo.ttft_s * 1e3,
+            r.slo.itl_s * 1e3
+        );
+        for s in &r.summaries {
+            let name = if s.policy == OURS {
+                format!("**{}**", s.policy)
+            } else {
+                s.policy.clone()
+            };
+            let _ = writeln!(
+                out,
+                "| {name} | {:.1} % ± {:.1} | {:.3} ± {:.3} | {:.2} ± {:.2} | {:.2} | {:.1} % | {:.1} | {:.1} | {} |",
+                s.good_rate * 100.0,
+                s.good_rate_ci95 * 100.0,
+                s.goodput_per_gpu_second,
+                s.goodput_per_gpu_second_ci95,
+                s.gpu_hours,
+                s.gpu_hours_ci95,
+                s.oracle_gpu_hours,
+                s.slo_attainment_windows * 100.0,
+                s.reversals_per_hour,
+                s.actions_per_hour,
+                s.scale_downs_during_outage
+            );
+        }
+        out.push('\n');
     }
     out
 }
 
 fn write_recording(
-    path: &std::path::Path,
+    path: &Path,
     args: &SimulateArgs,
     params: &SimParams,
     comparison: &Comparison,
@@ -346,7 +475,7 @@ fn write_recording(
     let ours = comparison
         .runs
         .iter()
-        .find(|r| r.scores.policy == Policy::KedaLlmScaler.name())
+        .find(|r| r.scores.policy == OURS)
         .context("--record needs the keda-llm-scaler policy in the run")?;
     let mut metadata: BTreeMap<String, String> = BTreeMap::new();
     metadata.insert("engine".into(), args.engine.clone());
@@ -356,6 +485,14 @@ fn write_recording(
     }
     metadata.insert("minReplicas".into(), params.min_replicas.to_string());
     metadata.insert("maxReplicas".into(), params.max_replicas.to_string());
+    metadata.insert(
+        "ttftTargetMs".into(),
+        format!("{}", params.scaler.policy.ttft_target_s * 1e3),
+    );
+    metadata.insert(
+        "hpaTolerance".into(),
+        format!("{}", params.scaler.policy.hpa_tolerance),
+    );
     crate::config::set_pairs(&mut metadata, &args.sets, "--set")?;
     let header = Header {
         format: FORMAT.into(),
@@ -366,7 +503,7 @@ fn write_recording(
         metadata,
         note: format!(
             "SIMULATED by keda-llm-scaler simulate (scenario {}, seed {}); not scraped from real servers",
-            comparison.scenario, args.seed
+            comparison.scenario, comparison.seed
         ),
     };
     let file =
@@ -385,86 +522,183 @@ fn write_recording(
     Ok(())
 }
 
+fn calibration(args: &SimulateArgs, params: &SimParams) -> anyhow::Result<()> {
+    let rates = [
+        1.0, 8.0, 16.0, 32.0, 48.0, 64.0, 72.0, 80.0, 88.0, 96.0, 104.0, 120.0,
+    ];
+    let curve = sim::load_curve(
+        params,
+        &Lengths::Fixed {
+            prompt: 512,
+            generate: 128,
+        },
+        &rates,
+        args.duration.unwrap_or(300.0),
+        args.seed,
+    );
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&curve)?);
+        return Ok(());
+    }
+    println!(
+        "| offered req/s | served req/s | TTFT p50 ms | TTFT p95 ms | TPOT ms |\n|---|---|---|---|---|"
+    );
+    for c in &curve {
+        println!(
+            "| {:.0} | {:.1} | {:.1} | {:.1} | {:.2} |",
+            c.offered_rps,
+            c.throughput_rps,
+            c.ttft_p50_s * 1e3,
+            c.ttft_p95_s * 1e3,
+            c.tpot_s * 1e3
+        );
+    }
+    Ok(())
+}
+
+fn suite(args: &SimulateArgs, params: &SimParams) -> anyhow::Result<()> {
+    let watch = Stopwatch::start();
+    let loads = development_loads(args, params)?;
+    let entries = args.entries()?;
+    let results =
+        arena::run_loads(&loads, params, &entries, args.seeds()).map_err(anyhow::Error::msg)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let md = markdown(&results);
+    std::fs::write(args.out.join("suite.md"), &md)?;
+    std::fs::write(
+        args.out.join("suite.json"),
+        serde_json::to_vec_pretty(&results)?,
+    )?;
+    let mut html = sim::report::page_start("keda-llm-scaler arena suite");
+    for r in &results {
+        if let Some(c) = &r.first {
+            let mut p = params.clone();
+            p.slo = r.slo;
+            html.push_str(&sim::report::section(c, &p));
+        }
+    }
+    html.push_str(sim::report::FOOTER);
+    std::fs::write(args.out.join("suite.html"), html)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    } else {
+        print!("{md}");
+    }
+    eprintln!(
+        "suite: {} loads x {} contestants x {} seeds in {:.0} s on {} threads; {}",
+        loads.len(),
+        entries.len(),
+        args.seeds.max(1),
+        watch.elapsed().as_secs_f64(),
+        args.threads(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn tune(args: &SimulateArgs, params: &SimParams) -> anyhow::Result<()> {
+    let watch = Stopwatch::start();
+    let loads = development_loads(args, params)?;
+    let tunable: Vec<&'static rivals::Rival> = rivals::REGISTRY
+        .iter()
+        .copied()
+        .filter(|r| !r.knobs.is_empty())
+        .collect();
+    let tunings =
+        arena::tune(&tunable, &loads, params, args.seeds()).map_err(anyhow::Error::msg)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&tunings)?);
+    } else {
+        for t in &tunings {
+            println!("{}: chosen {}", t.rival, t.chosen);
+            for (label, rate, gp) in &t.grid {
+                println!(
+                    "  {label:<44} good-rate {:>5.1} %  goodput/GPU-s {gp:.3}",
+                    rate * 100.0
+                );
+            }
+        }
+    }
+    eprintln!(
+        "tune: {} rivals on {} loads in {:.0} s",
+        tunings.len(),
+        loads.len(),
+        watch.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 /// Runs `simulate`.
 pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
     let watch = Stopwatch::start();
     let params = args.params()?;
     if args.calibration {
-        let rates = [
-            1.0, 8.0, 16.0, 32.0, 48.0, 64.0, 72.0, 80.0, 88.0, 96.0, 104.0, 120.0,
-        ];
-        let curve = sim::load_curve(
-            &params,
-            &Lengths::Fixed {
-                prompt: 512,
-                generate: 128,
-            },
-            &rates,
-            args.duration.unwrap_or(300.0),
-            args.seed,
-        );
-        if args.json {
-            println!("{}", serde_json::to_string_pretty(&curve)?);
-        } else {
-            println!(
-                "| offered req/s | served req/s | TTFT p50 ms | TTFT p95 ms | TPOT ms |\n|---|---|---|---|---|"
-            );
-            for c in &curve {
-                println!(
-                    "| {:.0} | {:.1} | {:.1} | {:.1} | {:.2} |",
-                    c.offered_rps,
-                    c.throughput_rps,
-                    c.ttft_p50_s * 1e3,
-                    c.ttft_p95_s * 1e3,
-                    c.tpot_s * 1e3
-                );
-            }
-        }
-        return Ok(());
+        return calibration(args, &params);
     }
-    let policies: Vec<Policy> = if !args.policies.is_empty() {
-        args.policies
-            .iter()
-            .map(|n| {
-                Policy::from_name(n).with_context(|| {
-                    format!(
-                        "--policy {n:?}: one of {}",
-                        Policy::ALL.map(|p| p.name()).join(", ")
-                    )
-                })
-            })
-            .collect::<anyhow::Result<_>>()?
-    } else if args.compare {
-        Policy::ALL.to_vec()
-    } else {
-        vec![Policy::KedaLlmScaler, Policy::Oracle]
+    if args.suite {
+        return suite(args, &params);
+    }
+    if args.tune {
+        return tune(args, &params);
+    }
+    let entries = args.entries()?;
+    let load = single_load(args, &params)?;
+    let outages: Vec<(f64, f64)> = args
+        .outages
+        .iter()
+        .map(|s| parse_outage(s))
+        .collect::<anyhow::Result<_>>()?;
+    if args.record.is_some() && args.seeds > 1 {
+        bail!("--record records one seed; drop --seeds");
+    }
+    let mut results = Vec::new();
+    let mut first = None;
+    let mut per_entry: Vec<Vec<crate::sim::score::Scores>> = vec![Vec::new(); entries.len()];
+    let mut scored = params.clone();
+    for seed in args.seed..args.seed + args.seeds.max(1) {
+        let (mut scenario, p) = load
+            .build(&params, seed, args.slo_ttft_ms.is_some())
+            .map_err(anyhow::Error::msg)?;
+        scenario.outages.extend(outages.iter().copied());
+        let c = sim::compare(&scenario, &p, &entries, seed);
+        for (i, r) in c.runs.iter().enumerate() {
+            per_entry[i].push(r.scores.clone());
+        }
+        scored = p;
+        if first.is_none() {
+            first = Some(c);
+        }
+    }
+    for (i, e) in entries.iter().enumerate() {
+        results.push(arena::summarize(&e.label, &per_entry[i]));
+    }
+    let Some(comparison) = first else {
+        bail!("no seed ran");
     };
-    let (scenario, capacity) = scenario(args, &params)?;
-    let comparison = sim::compare_with_capacity(&scenario, &params, &policies, args.seed, capacity);
     if args.json {
-        let rows: Vec<&crate::sim::score::Scores> =
-            comparison.runs.iter().map(|r| &r.scores).collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        println!("{}", serde_json::to_string_pretty(&results)?);
     } else {
-        print!("{}", table(&comparison));
+        print!("{}", table(&comparison.scenario, &results));
     }
     if let Some(path) = &args.record {
-        write_recording(path, args, &params, &comparison)?;
+        write_recording(path, args, &scored, &comparison)?;
     }
     if let Some(path) = &args.details {
         std::fs::write(path, serde_json::to_vec(&comparison)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if args.report != "-" {
-        let html = crate::sim::report::html(&comparison, &params);
+        let html = crate::sim::report::html(&comparison, &scored);
         std::fs::write(&args.report, html).with_context(|| format!("writing {}", args.report))?;
         eprintln!("report: {}", args.report);
     }
     eprintln!(
-        "simulated {} policies x {:.0} s of {} requests in {:.1} s",
-        comparison.runs.len(),
-        scenario.duration_s,
-        scenario.requests.len(),
+        "simulated {} contestants x {} seeds x {:.0} s of {} requests in {:.1} s",
+        entries.len(),
+        args.seeds.max(1),
+        comparison.duration_s,
+        comparison.requests,
         watch.elapsed().as_secs_f64()
     );
     Ok(())

@@ -7,9 +7,10 @@ use std::time::Duration;
 use clap::Parser;
 use keda_llm_scaler::cli::{Cli, Command};
 use keda_llm_scaler::sim::load::{self, Lengths, Shape};
+use keda_llm_scaler::sim::rivals::{self, Entry};
 use keda_llm_scaler::sim::rng::Rng;
-use keda_llm_scaler::sim::run::{Policy, Scenario, SimParams};
-use keda_llm_scaler::sim::{self, Comparison};
+use keda_llm_scaler::sim::run::{OraclePlan, Scenario, SimParams};
+use keda_llm_scaler::sim::{self, Comparison, arena};
 use keda_llm_scaler::tools::demo::DemoArgs;
 use keda_llm_scaler::tools::recording::{self, FORMAT, Header, VERSION, Writer};
 use keda_llm_scaler::tools::replay::{RecordArgs, replay};
@@ -49,29 +50,40 @@ fn poisson(rate: f64, duration_s: f64, outages: Vec<(f64, f64)>, seed: u64) -> S
     }
 }
 
-fn run(sc: &Scenario, p: &SimParams, policies: &[Policy], seed: u64) -> Comparison {
-    // Capacity fixed (calibrated in docs/simulator.md) so tests do not pay for the bisection.
-    sim::compare_with_capacity(sc, p, policies, seed, Some(91.0))
+/// Runs `policies` with a fixed plan of `n` replicas a minute standing in for the oracle's
+/// (these tests are not about the oracle; `arena` tests it), so they do not pay for its search.
+fn run(sc: &Scenario, p: &SimParams, policies: &[&str], seed: u64, n: u32) -> Comparison {
+    let entries: Vec<Entry> = policies
+        .iter()
+        .map(|name| rivals::resolve(name).expect("known policy"))
+        .collect();
+    let minutes = (sc.duration_s / 60.0).ceil() as usize;
+    let plan = OraclePlan {
+        per_minute: vec![n; minutes],
+        target: 0.99,
+        infeasible_minutes: 0,
+    };
+    sim::compare_with_plan(sc, p, &entries, seed, plan)
 }
 
 #[test]
 fn during_a_metrics_outage_ours_never_scales_down_and_the_reference_design_does() {
-    let p = simulate_args(&[]).params().expect("params");
+    let p = simulate_args(&["--warmup-seconds", "0"])
+        .params()
+        .expect("params");
     // Three replicas' worth of load; all scrapes fail from 300 s to 900 s.
-    let sc = poisson(180.0, 1200.0, vec![(300.0, 600.0)], 3);
-    let c = run(
-        &sc,
-        &p,
-        &[Policy::KedaLlmScaler, Policy::KedaPrometheusTtft],
-        3,
-    );
+    let sc = poisson(150.0, 1200.0, vec![(300.0, 600.0)], 3);
+    let c = run(&sc, &p, &["keda-llm-scaler", "keda-prometheus-ttft"], 3, 3);
     let (ours, reference) = (&c.runs[0].scores, &c.runs[1].scores);
     assert_eq!(ours.scale_downs_during_outage, 0, "{ours:?}");
     assert!(
         reference.scale_downs_during_outage > 0,
         "the Prometheus TTFT trigger reads an empty result as 0 and scales in: {reference:?}"
     );
-    assert!(ours.slo_attainment_requests > reference.slo_attainment_requests);
+    assert!(
+        ours.good_rate > reference.good_rate,
+        "{ours:?} {reference:?}"
+    );
     // And the answer during the outage was the held value, data_stale, not a guess.
     let stale: Vec<_> = c.runs[0]
         .decisions
@@ -85,48 +97,76 @@ fn during_a_metrics_outage_ours_never_scales_down_and_the_reference_design_does(
 }
 
 #[test]
-fn a_seed_fixes_the_whole_table() {
-    let p = simulate_args(&[]).params().expect("params");
-    let sc = poisson(120.0, 300.0, Vec::new(), 9);
-    let a = run(&sc, &p, &Policy::ALL, 9);
-    let b = run(&sc, &p, &Policy::ALL, 9);
+fn a_seed_fixes_the_whole_table_and_every_contestant_runs() {
+    let p = simulate_args(&["--warmup-seconds", "60"])
+        .params()
+        .expect("params");
+    let names: Vec<String> = rivals::every_entry(true)
+        .into_iter()
+        .map(|e| e.label)
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let sc = poisson(60.0, 300.0, Vec::new(), 9);
+    let a = run(&sc, &p, &names, 9, 2);
+    let b = run(&sc, &p, &names, 9, 2);
     let json = |c: &Comparison| {
-        serde_json::to_string(&c.runs.iter().map(|r| &r.scores).collect::<Vec<_>>()).expect("json")
+        let rows: Vec<_> = c
+            .runs
+            .iter()
+            .map(|r| arena::summarize(&r.scores.policy, std::slice::from_ref(&r.scores)))
+            .collect();
+        serde_json::to_string(&rows).expect("json")
     };
     assert_eq!(json(&a), json(&b));
-    let other = run(&poisson(120.0, 300.0, Vec::new(), 10), &p, &Policy::ALL, 10);
+    let other = run(&poisson(60.0, 300.0, Vec::new(), 10), &p, &names, 10, 2);
     assert_ne!(json(&a), json(&other));
     // The --json contract: one object per policy with the documented fields and names.
     let rows: Vec<serde_json::Value> = serde_json::from_str(&json(&a)).expect("array");
-    let names: Vec<&str> = rows
+    let got: Vec<&str> = rows
         .iter()
         .map(|r| r["policy"].as_str().expect("policy"))
         .collect();
-    assert_eq!(
-        names,
-        [
-            "keda-llm-scaler",
-            "static-peak",
-            "static-mean",
-            "keda-prometheus-ttft",
-            "keda-prometheus-queue",
-            "hpa-kv",
-            "oracle"
-        ]
-    );
+    assert_eq!(got, names);
+    for want in [
+        "keda-llm-scaler",
+        "static-peak",
+        "static-mean",
+        "keda-prometheus-ttft",
+        "keda-prometheus-queue",
+        "hpa-kv",
+        "arena-keda-queue",
+        "dynamo-hpa-ttft",
+        "llmd-slo-aware",
+        "llmd-queue-guard",
+        "kserve-concurrency",
+        "knative-kpa",
+        "mpc-planner",
+        "dynamo-planner-load",
+        "oracle",
+        "mpc-planner@tuned",
+    ] {
+        assert!(got.contains(&want), "{want} missing from {got:?}");
+    }
     for r in &rows {
         for k in [
-            "slo_attainment_requests",
-            "slo_attainment_windows",
+            "seeds",
+            "good_rate",
+            "good_rate_ci95",
+            "goodput_per_gpu_second",
+            "goodput_per_gpu_second_ci95",
             "gpu_hours",
             "oracle_gpu_hours",
+            "slo_attainment_windows",
+            "slo_attainment_requests",
+            "reversals_per_hour",
             "actions_per_hour",
-            "reversals_10min",
-            "recover_seconds",
             "scale_downs_during_outage",
+            "timed_out",
         ] {
             assert!(r[k].is_number(), "{k} missing in {r}");
         }
+        // Every contestant served this light load (under one replica's capacity).
+        assert!(r["good_rate"].as_f64() > Some(0.5), "{r}");
     }
 }
 
@@ -158,7 +198,7 @@ fn replaying_a_simulated_recording_reproduces_the_decisions() {
         duration_s: 600.0,
         ..sc
     };
-    let c = sim::compare_with_capacity(&sc, &p, &[Policy::KedaLlmScaler], 4, Some(91.0));
+    let c = run(&sc, &p, &["keda-llm-scaler"], 4, 2);
     let ours = &c.runs[0];
     assert!(!ours.frames.is_empty());
     let mut metadata = BTreeMap::new();
@@ -166,7 +206,9 @@ fn replaying_a_simulated_recording_reproduces_the_decisions() {
         ("engine", "vllm"),
         ("model", "Qwen/Qwen3-0.6B"),
         ("minReplicas", "1"),
-        ("maxReplicas", "24"),
+        ("maxReplicas", "32"),
+        ("ttftTargetMs", "500"),
+        ("hpaTolerance", "0"),
         ("targets", "recorded:1"),
     ] {
         metadata.insert(k.to_string(), v.to_string());
@@ -325,17 +367,19 @@ async fn the_demo_drives_the_real_scaler_over_grpc_through_a_burst() {
 
 #[test]
 fn dynamo_workers_behind_a_frontend_scale_like_plain_vllm() {
-    let vllm = simulate_args(&[]).params().expect("params");
-    let dynamo = simulate_args(&["--engine", "dynamo"])
+    let vllm = simulate_args(&["--warmup-seconds", "60"])
+        .params()
+        .expect("params");
+    let dynamo = simulate_args(&["--engine", "dynamo", "--warmup-seconds", "60"])
         .params()
         .expect("params");
     assert!(dynamo.dynamo && !dynamo.scaler.frontends.is_empty());
     let sc = poisson(150.0, 600.0, Vec::new(), 5);
-    let a = run(&sc, &vllm, &[Policy::KedaLlmScaler], 5);
-    let b = run(&sc, &dynamo, &[Policy::KedaLlmScaler], 5);
+    let a = run(&sc, &vllm, &["keda-llm-scaler"], 5, 2);
+    let b = run(&sc, &dynamo, &["keda-llm-scaler"], 5, 2);
     for c in [&a, &b] {
         let s = &c.runs[0].scores;
-        assert!(s.slo_attainment_requests > 0.95, "{s:?}");
+        assert!(s.good_rate > 0.95, "{s:?}");
         assert!(
             c.runs[0]
                 .decisions
@@ -374,7 +418,7 @@ fn a_dynamo_fleet_cools_down_to_zero_and_its_frontend_queue_wakes_it() {
         duration_s: 1500.0,
         ..first
     };
-    let c = run(&sc, &p, &[Policy::KedaLlmScaler], 6);
+    let c = run(&sc, &p, &["keda-llm-scaler"], 6, 1);
     let actions = &c.runs[0].actions;
     let to_zero = actions
         .iter()

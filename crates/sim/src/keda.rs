@@ -128,6 +128,12 @@ pub enum MetricKind {
         /// Target per replica.
         target: f64,
     },
+    /// External or Object metric, `Value` target: `ceil(value / target x ready pods)`
+    /// (`GetExternalMetricReplicas` with a value target uses the ready pod count).
+    ExternalValue {
+        /// Target for the whole metric.
+        target: f64,
+    },
     /// Pods metric averaged over ready pods (an HPA on a per-pod gauge).
     PodsAverage {
         /// Target average.
@@ -148,6 +154,45 @@ pub struct HpaSpec {
     pub metric: MetricKind,
     /// Cluster-wide tolerance (0.1).
     pub tolerance: f64,
+    /// Whether the cluster honours `behavior.*.tolerance` (Kubernetes >= 1.35 with a KEDA
+    /// >= 2.18 CRD); without it the cluster-wide tolerance applies both ways.
+    pub per_direction: bool,
+}
+
+/// The HPA a cluster really runs: its cluster-wide tolerance and whether per-direction
+/// tolerance exists (`simulate --k8s-tolerance`).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Cluster {
+    /// `--horizontal-pod-autoscaler-tolerance` (0.1 unless changed).
+    pub tolerance: f64,
+    /// Whether `behavior.scaleUp/scaleDown.tolerance` is honoured.
+    pub per_direction: bool,
+}
+
+impl Cluster {
+    /// Kubernetes >= 1.35 with KEDA >= 2.18: per-direction tolerance available.
+    pub const PER_DIRECTION: Cluster = Cluster {
+        tolerance: 0.1,
+        per_direction: true,
+    };
+
+    /// An older cluster: the 10 % dead band both ways for every HPA.
+    pub const LEGACY: Cluster = Cluster {
+        tolerance: 0.1,
+        per_direction: false,
+    };
+
+    /// An HPA on this cluster.
+    pub fn hpa(self, min: u32, max: u32, behavior: Option<Behavior>, metric: MetricKind) -> Hpa {
+        Hpa::new(HpaSpec {
+            min: min.max(1),
+            max,
+            behavior,
+            metric,
+            tolerance: self.tolerance,
+            per_direction: self.per_direction,
+        })
+    }
 }
 
 /// The HPA's state: recommendation history and scale events.
@@ -174,11 +219,11 @@ impl Hpa {
 
     fn within(&self, ratio: f64) -> bool {
         let (up, down) = match &self.spec.behavior {
-            Some(b) => (
+            Some(b) if self.spec.per_direction => (
                 b.up.tolerance.unwrap_or(self.spec.tolerance),
                 b.down.tolerance.unwrap_or(self.spec.tolerance),
             ),
-            None => (self.spec.tolerance, self.spec.tolerance),
+            _ => (self.spec.tolerance, self.spec.tolerance),
         };
         1.0 - down <= ratio && ratio <= 1.0 + up
     }
@@ -211,7 +256,7 @@ impl Hpa {
                         (v / target).ceil().clamp(0.0, f64::from(i32::MAX)) as u32
                     }
                 }
-                MetricKind::PodsAverage { target } => {
+                MetricKind::ExternalValue { target } | MetricKind::PodsAverage { target } => {
                     let ratio = v / target;
                     if self.within(ratio) {
                         c
@@ -481,30 +526,34 @@ impl Executor {
     }
 }
 
-/// KEDA as `manifests/` configures it for keda-llm-scaler's ScaledObject: one external metric,
-/// the fallback block (3 failures, 4 replicas, keep what runs if higher). The simulator and the
-/// demo build it here, so both emulate the same control plane.
-pub fn keda_for_keda_llm_scaler() -> Keda {
+/// KEDA's side of keda-llm-scaler's ScaledObject as the README ships it for `cluster`:
+/// `fallback` after 3 failures, 4 replicas static on an older cluster, `currentReplicasIfHigher`
+/// where the per-direction-tolerance component applies (KEDA >= 2.18).
+pub fn keda_for_keda_llm_scaler(cluster: Cluster) -> Keda {
     Keda::new(
         1.0,
         Some(Fallback {
             failure_threshold: 3,
             replicas: 4,
-            behavior: FallbackBehavior::CurrentReplicasIfHigher,
+            behavior: if cluster.per_direction {
+                FallbackBehavior::CurrentReplicasIfHigher
+            } else {
+                FallbackBehavior::Static
+            },
         }),
     )
 }
 
 /// The HPA KEDA builds for keda-llm-scaler's ScaledObject: the answer as an AverageValue
-/// external metric with target 1, the README's behavior block, the cluster's 10 % tolerance.
-pub fn hpa_for_keda_llm_scaler(min: u32, max: u32) -> Hpa {
-    Hpa::new(HpaSpec {
-        min: min.max(1),
+/// external metric with target 1 and the README's behavior block (tolerance 0 both ways,
+/// honoured only where the cluster has per-direction tolerance).
+pub fn hpa_for_keda_llm_scaler(cluster: Cluster, min: u32, max: u32) -> Hpa {
+    cluster.hpa(
+        min,
         max,
-        behavior: Some(Behavior::keda_llm_scaler()),
-        metric: MetricKind::ExternalAverageValue { target: 1.0 },
-        tolerance: 0.1,
-    })
+        Some(Behavior::keda_llm_scaler()),
+        MetricKind::ExternalAverageValue { target: 1.0 },
+    )
 }
 
 #[cfg(test)]
@@ -543,6 +592,7 @@ mod tests {
             behavior,
             metric: MetricKind::ExternalAverageValue { target: 1.0 },
             tolerance: 0.1,
+            per_direction: true,
         }
     }
 

@@ -1,36 +1,65 @@
-//! Trace-driven simulation of a Qwen3-0.6B/H100 vLLM fleet under keda-llm-scaler (through a
-//! KEDA + HPA emulator) and under the baselines, scored on what users feel (true TTFT) and what
-//! it costs (GPU-hours). The scaler's own parsing, signal and policy code runs in the loop on
-//! the workers' rendered `/metrics`; see `docs/simulator.md`.
+//! Trace-driven simulation of a Qwen3-0.6B/H100 vLLM fleet, and the arena that judges
+//! autoscalers on it: keda-llm-scaler (its own parsing, signal and policy code, through a
+//! KEDA + HPA emulator), the rivals ported from their sources and an SLO-feasible oracle,
+//! scored on good requests per GPU-second (`../shared/docs/arena.md`); see
+//! `docs/simulator.md`.
 //!
-//! A crate of its own beside the core, and as pure: simulated time, seeded randomness, no I/O.
-//! The tools (`simulate`, `demo`) own files, terminals and sockets.
+//! A crate of its own beside the core, and as pure: simulated time, seeded randomness, no I/O
+//! (the suite's threads are the only concurrency). The tools (`simulate`, `demo`) own files,
+//! terminals and sockets.
 //!
 //! # Layout
 //!
-//! - [`load`]: traces and synthetic arrival shapes; [`rng`]: the seeded random streams.
+//! - [`load`]: traces and synthetic arrival shapes; [`scenarios`]: the development loads;
+//!   [`rng`]: the seeded random streams.
 //! - [`worker`]: the vLLM engine model (and its Dynamo frontend), rendering real `/metrics`.
-//! - [`keda`]: the KEDA + HPA emulator; [`prom`]: the mini Prometheus the baselines query.
-//! - [`run`]: the event loop that ties a fleet, a policy and a load together.
+//! - [`keda`]: the KEDA + HPA emulator; [`prom`]: the mini Prometheus the rivals query.
+//! - [`autoscaler`]: the one interface of every contestant; [`rivals`]: each contestant.
+//! - [`run`]: the event loop that ties a fleet, an autoscaler and a load together, and the
+//!   oracle's search.
+//! - [`score`]: what users felt and what it cost; [`arena`]: seeds, confidence intervals,
+//!   tuning and the suite; [`report`]: the HTML report.
 //! - [`live`]: a fleet advanced in wall-clock time, for the demo.
-//! - [`score`]: what users felt and what it cost; [`report`]: the HTML report.
 
 /// The core the simulated scaler runs, under the name the shell uses too.
 pub(crate) use keda_llm_scaler_core as core;
 
+pub mod arena;
+pub mod autoscaler;
 pub mod keda;
 pub mod live;
 pub mod load;
 pub mod prom;
 pub mod report;
+pub mod rivals;
 pub mod rng;
 pub mod run;
+pub mod scenarios;
 pub mod score;
 pub mod worker;
 
-use load::{Lengths, Request};
+use load::Lengths;
+use rivals::{Entry, Setup};
 use rng::Rng;
-use run::{OraclePlan, Policy, RunResult, Scenario, SimParams};
+use run::{OraclePlan, RunResult, Scenario, SimParams};
+
+/// The deployment every contestant is configured from, for `params` and the oracle's `plan`.
+pub fn setup(params: &SimParams, plan: OraclePlan) -> Setup {
+    let node_lead = params.nodes.as_ref().map_or(0.0, |n| n.provision.max_s);
+    Setup {
+        min: params.min_replicas,
+        max: params.max_replicas,
+        cluster: params.cluster,
+        slo: params.slo,
+        polling_ms: (params.polling_s * 1e3) as u64,
+        hpa_sync_ms: (params.hpa_sync_s * 1e3) as u64,
+        cold_start_s: params.pod_start.mean(),
+        lead_s: params.pod_start.max_s.max(params.pod_start.min_s) + node_lead,
+        plan,
+        scaler: params.scaler.clone(),
+        record: params.record,
+    }
+}
 
 /// What happened to each request when one replica served `duration_s` of Poisson arrivals at
 /// `rate` (`stream` picks the random stream, so each use keeps its own arrivals).
@@ -59,18 +88,28 @@ fn one_replica(
         min_replicas: 1,
         max_replicas: 1,
         nodes: None,
+        warmup_s: 0.0,
         ..params.clone()
     };
     let plan = OraclePlan {
-        capacity_rps: rate,
-        per_minute: vec![1; (duration_s / 60.0).ceil() as usize + 1],
-        peak_10s: 1,
+        per_minute: vec![1],
+        target: params.oracle_target,
+        infeasible_minutes: 0,
     };
-    run::run(Policy::StaticPeak, &scenario, &one, &plan, seed).served
+    run::run(
+        rivals::fixed(1),
+        "one replica",
+        &scenario,
+        &one,
+        &plan,
+        seed,
+    )
+    .served
 }
 
-/// Highest Poisson arrival rate one replica sustains with its true p95 TTFT within `slo_s`
-/// for this length mix, found by bisection on short single-replica runs.
+/// Highest Poisson arrival rate one replica sustains with its true p95 TTFT within the TTFT
+/// SLO for this length mix, found by bisection on short single-replica runs (what
+/// `--rate-scale auto` and the synthetic loads are sized in).
 pub fn calibrate_capacity(params: &SimParams, lengths: &Lengths, seed: u64) -> f64 {
     let duration = 240.0;
     let warmup_us = 60_000_000;
@@ -84,7 +123,7 @@ pub fn calibrate_capacity(params: &SimParams, lengths: &Lengths, seed: u64) -> f
             .flatten()
             .next()
             .unwrap_or(f64::INFINITY);
-        p95 <= params.slo_s
+        p95 <= params.slo.ttft_s
     };
     let (mut lo, mut hi) = (0.5f64, 400.0f64);
     if !ok(lo) {
@@ -143,87 +182,78 @@ pub fn load_curve(
                     .copied()
                     .unwrap_or(f64::NAN)
             };
-            let (mut tp, mut n) = (0.0, 0.0);
-            for q in &late {
-                if let Some(d) = q.decode_us
-                    && q.generated > 1
-                {
-                    tp += d as f64 / 1e6 / f64::from(q.generated - 1);
-                    n += 1.0;
-                }
-            }
-            let done = late.iter().filter(|q| q.decode_us.is_some()).count();
+            let itls: Vec<f64> = late.iter().filter_map(|q| q.mean_itl_s()).collect();
+            let done = late
+                .iter()
+                .filter(|q| q.fate == score::Fate::Completed)
+                .count();
             CurvePoint {
                 offered_rps: rate,
                 throughput_rps: done as f64 / (duration_s * 0.8),
                 ttft_p50_s: pick(0.5),
                 ttft_p95_s: pick(0.95),
-                tpot_s: if n > 0.0 { tp / n } else { f64::NAN },
+                tpot_s: if itls.is_empty() {
+                    f64::NAN
+                } else {
+                    itls.iter().sum::<f64>() / itls.len() as f64
+                },
             }
         })
         .collect()
 }
 
-/// The comparison of every requested policy on one scenario with one seed.
+/// The comparison of contestants on one scenario with one seed.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Comparison {
     /// The scenario's name.
     pub scenario: String,
+    /// The seed.
+    pub seed: u64,
     /// The oracle's plan.
     pub oracle: OraclePlan,
-    /// One result per policy, in the order asked.
+    /// One result per contestant, in the order asked.
     pub runs: Vec<RunResult>,
     /// Requests simulated.
     pub requests: usize,
-    /// Simulated seconds.
+    /// Simulated seconds of arrivals.
     pub duration_s: f64,
 }
 
-/// Runs `policies` on `scenario`. Deterministic for a seed.
+/// Runs `entries` on `scenario` with `seed` (after sizing the oracle's plan for it).
+/// Deterministic for a seed.
 pub fn compare(
     scenario: &Scenario,
     params: &SimParams,
-    policies: &[Policy],
+    entries: &[Entry],
     seed: u64,
 ) -> Comparison {
-    compare_with_capacity(scenario, params, policies, seed, None)
+    let plan = run::plan_oracle(scenario, params, seed);
+    compare_with_plan(scenario, params, entries, seed, plan)
 }
 
-/// [`compare`], reusing a per-replica capacity already calibrated for this load.
-pub fn compare_with_capacity(
+/// [`compare`] with the oracle's plan already sized.
+pub fn compare_with_plan(
     scenario: &Scenario,
     params: &SimParams,
-    policies: &[Policy],
+    entries: &[Entry],
     seed: u64,
-    capacity: Option<f64>,
+    plan: OraclePlan,
 ) -> Comparison {
-    let lengths = Lengths::Empirical(
-        scenario
-            .requests
-            .iter()
-            .step_by((scenario.requests.len() / 5000).max(1))
-            .map(|r: &Request| (r.prompt, r.generate))
-            .collect(),
-    );
-    let capacity = capacity.unwrap_or_else(|| calibrate_capacity(params, &lengths, seed));
-    let oracle = OraclePlan::new(
-        &scenario.requests,
-        scenario.duration_s,
-        capacity,
-        params.min_replicas.max(1),
-        params.max_replicas,
-    );
-    let runs = policies
+    let setup = setup(params, plan.clone());
+    let runs = entries
         .iter()
-        .map(|p| {
-            let mut r = run::run(*p, scenario, params, &oracle, seed);
-            r.served = Vec::new();
+        .map(|e| {
+            let mut r = run::run(e.build(&setup), &e.label, scenario, params, &plan, seed);
+            if !params.record {
+                r.served = Vec::new();
+            }
             r
         })
         .collect();
     Comparison {
         scenario: scenario.name.clone(),
-        oracle,
+        seed,
+        oracle: plan,
         runs,
         requests: scenario.requests.len(),
         duration_s: scenario.duration_s,

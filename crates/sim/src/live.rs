@@ -156,7 +156,7 @@ impl LiveFleet {
                 }
             }
         }
-        let overhead = self.params.api_overhead_s;
+        let overhead = self.params.frontend_latency_s;
         for e in self.events.drain(..) {
             if let Event::FirstToken { id } = e
                 && let Some(arrived) = self.arrivals.get(&id)

@@ -137,26 +137,48 @@ pub fn parse_trace(text: &str) -> Result<Vec<TraceRow>, LoadError> {
     Ok(rows)
 }
 
-/// Turns trace rows into requests: time divided by `speedup`, and each row emitted
-/// `rate_scale` times on average (the integer part always, the fraction at random), each copy
-/// jittered within the row's second so that copies do not arrive in lockstep.
+/// Default spread of a trace's superposed copies: each extra copy of the trace is shifted as a
+/// whole by an offset drawn uniformly within +-30 s.
+pub const COPY_SPREAD_S: f64 = 30.0;
+
+/// Requests of a trace at `rate_scale` times its rate and `speedup` times its speed, prompts
+/// capped at `max_prompt`.
+///
+/// The scale is a superposition of copies of the trace, each shifted as a whole by its own
+/// random offset uniform within +-`spread_s` (the fractional copy keeps each row with that
+/// probability). Copies are never in phase: a row and its copy land in the same second only
+/// as often as two independent arrivals would, so a burst grows with the scale, not with its
+/// square.
 pub fn from_trace(
     rows: &[TraceRow],
     rate_scale: f64,
     speedup: f64,
     max_prompt: u32,
+    spread_s: f64,
     rng: &mut Rng,
 ) -> Vec<Request> {
     let mut out = Vec::with_capacity((rows.len() as f64 * rate_scale.max(1.0)) as usize);
-    let whole = rate_scale.floor() as usize;
-    let frac = rate_scale - rate_scale.floor();
-    for r in rows {
-        let copies = whole + usize::from(rng.next_f64() < frac);
-        for c in 0..copies {
-            let jitter = if c == 0 { 0.0 } else { rng.next_f64() };
-            let t = (r.t_s + jitter) / speedup;
+    let span = rows.last().map_or(0.0, |r| r.t_s);
+    let copies = rate_scale.ceil().max(1.0) as usize;
+    for c in 0..copies {
+        let keep = (rate_scale - c as f64).clamp(0.0, 1.0);
+        // The first copy is the trace itself; the others are shifted and wrapped around the
+        // trace's span so that its ends are not thinned.
+        let offset = if c == 0 {
+            0.0
+        } else {
+            (rng.next_f64() * 2.0 - 1.0) * spread_s
+        };
+        for r in rows {
+            if keep < 1.0 && rng.next_f64() >= keep {
+                continue;
+            }
+            let mut t = r.t_s + offset;
+            if span > 0.0 {
+                t = t.rem_euclid(span.max(1e-9));
+            }
             out.push(Request {
-                arrival_us: (t * 1e6) as u64,
+                arrival_us: ((t / speedup) * 1e6) as u64,
                 prompt: r.context.clamp(1, max_prompt),
                 generate: r.generated.max(1),
             });
@@ -164,6 +186,49 @@ pub fn from_trace(
     }
     out.sort_by_key(|r| r.arrival_us);
     out
+}
+
+/// A synthetic 24-hour day: the rate follows a smooth diurnal curve from `trough` x `peak`
+/// (at 04:00) to `peak` (at 16:00), compressed into `duration_s`, with request sizes drawn
+/// from `lengths`. Labelled synthetic wherever it is reported.
+pub fn diurnal(
+    peak_rps: f64,
+    trough: f64,
+    duration_s: f64,
+    lengths: &Lengths,
+    rng: &mut Rng,
+) -> Vec<Request> {
+    let shape = Shape::Diurnal {
+        peak: peak_rps,
+        trough,
+    };
+    synthetic(&shape, duration_s, lengths, rng)
+}
+
+/// Log-normal prompt lengths (median `median` tokens, log-sd `sigma`) capped at `max`, with
+/// outputs drawn from `outputs`: the long-context mix (agents, RAG).
+pub fn long_context_lengths(
+    median: f64,
+    sigma: f64,
+    max: u32,
+    outputs: &[u32],
+    n: usize,
+    rng: &mut Rng,
+) -> Lengths {
+    let pairs = (0..n)
+        .map(|i| {
+            // Box-Muller from two uniforms.
+            let (u1, u2) = (rng.next_f64().max(1e-12), rng.next_f64());
+            let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+            let prompt = (median * (sigma * z).exp()).clamp(1.0, f64::from(max)) as u32;
+            let out = outputs
+                .get(i % outputs.len().max(1))
+                .copied()
+                .unwrap_or(128);
+            (prompt, out.max(1))
+        })
+        .collect();
+    Lengths::Empirical(pairs)
 }
 
 /// The rate of a synthetic load over time, requests per second.
@@ -213,6 +278,14 @@ pub enum Shape {
         /// Decay time.
         decay_s: f64,
     },
+    /// A day compressed into the run: `trough` x `peak` at 04:00, `peak` at 16:00, a cosine
+    /// between them.
+    Diurnal {
+        /// Peak rate.
+        peak: f64,
+        /// Trough as a share of the peak.
+        trough: f64,
+    },
 }
 
 impl Shape {
@@ -220,6 +293,12 @@ impl Shape {
     pub fn rate(&self, t: f64, duration_s: f64) -> f64 {
         match *self {
             Shape::Poisson { rate } => rate,
+            Shape::Diurnal { peak, trough } => {
+                let hour = 24.0 * (t / duration_s.max(1e-9));
+                let phase = (hour - 16.0) / 24.0 * 2.0 * std::f64::consts::PI;
+                let low = peak * trough;
+                low + (peak - low) * (1.0 + phase.cos()) / 2.0
+            }
             Shape::Step { base, factor, at_s } => {
                 if t < at_s {
                     base
@@ -370,11 +449,53 @@ mod tests {
                 generated: 10,
             })
             .collect();
-        let reqs = from_trace(&rows, 2.5, 2.0, 40_960, &mut Rng::new(1));
+        let reqs = from_trace(&rows, 2.5, 2.0, 40_960, COPY_SPREAD_S, &mut Rng::new(1));
         let n = reqs.len() as f64;
         assert!((n / 2500.0 - 1.0).abs() < 0.05, "{n}");
         assert!(reqs.last().expect("some").arrival_us <= 500_500_000);
         assert!(reqs.windows(2).all(|w| w[0].arrival_us <= w[1].arrival_us));
+    }
+
+    #[test]
+    fn copies_of_a_row_are_not_in_phase() {
+        // One request every 10 s for a day of trace time, scaled x8: if copies were in phase
+        // each row's copies would share its second; independent offsets put a second's share
+        // of copies at what chance gives (about 1/60 of the +-30 s spread).
+        let rows: Vec<TraceRow> = (0..8640)
+            .map(|i| TraceRow {
+                t_s: f64::from(i) * 10.0,
+                context: 100,
+                generated: 10,
+            })
+            .collect();
+        let reqs = from_trace(&rows, 8.0, 1.0, 40_960, COPY_SPREAD_S, &mut Rng::new(7));
+        assert_eq!(reqs.len(), 8 * rows.len());
+        let mut per_second = std::collections::HashMap::new();
+        for r in &reqs {
+            *per_second.entry(r.arrival_us / 1_000_000).or_insert(0u32) += 1;
+        }
+        // Seconds that hold an original row (t = 10 k s) and how many requests they carry.
+        let on_row: Vec<u32> = (0..8640u64)
+            .map(|i| per_second.get(&(i * 10)).copied().unwrap_or(0))
+            .collect();
+        let mean = on_row.iter().map(|&c| f64::from(c)).sum::<f64>() / on_row.len() as f64;
+        // The row itself plus chance: 7 copies x 1/6 of a 10 s slot's seconds... each copy
+        // lands in a given second with probability 1/10 here (one row per 10 s), so ~1.7.
+        assert!(mean < 2.2, "copies cluster on their row's second: {mean}");
+        let max = per_second.values().copied().max().unwrap_or(0);
+        assert!(max <= 7, "a second holds {max} requests");
+    }
+
+    #[test]
+    fn the_diurnal_day_runs_from_a_quarter_to_the_peak() {
+        let shape = Shape::Diurnal {
+            peak: 100.0,
+            trough: 0.25,
+        };
+        let d = 86_400.0;
+        assert!((shape.rate(16.0 * 3600.0, d) - 100.0).abs() < 1e-9);
+        assert!((shape.rate(4.0 * 3600.0, d) - 25.0).abs() < 1e-9);
+        assert!(shape.rate(10.0 * 3600.0, d) > 25.0 && shape.rate(10.0 * 3600.0, d) < 100.0);
     }
 
     #[test]

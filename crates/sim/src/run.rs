@@ -1,88 +1,60 @@
-//! The discrete-event simulation: requests arrive, a least-loaded router hands them to ready
-//! pods, each pod's engine steps on its own, pods start and stop, and a control plane (our
-//! scaler through KEDA + HPA, or one of the baselines) changes the replica count.
+//! The discrete-event simulation: requests arrive at a pod's API server (a server of its own
+//! capacity), a least-loaded router hands them to ready pods, each pod's engine steps on its
+//! own, clients give up after their timeout, pods start (a drawn time) and stop (killing what
+//! they hold), and one [`Autoscaler`] changes the replica count on its own clocks.
+//!
+//! The loop knows no autoscaler by name: keda-llm-scaler, every rival and the oracle reach it
+//! through the trait, and see only a [`View`].
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
 use serde::Serialize;
 
-use crate::core::cycle::{Cycle, Snapshot, active_answer, metric_answer};
 use crate::core::extract::Engine;
 use crate::core::fleet::SignalConfig;
-use crate::core::fleet::{Observation, StaleKind, StaleReason, TargetRole};
+use crate::core::fleet::{StaleKind, StaleReason, TargetRole};
 use crate::core::policy::{Binding, PolicyConfig, Reason};
 
-use super::keda::{
-    Behavior, Executor, Hpa, HpaSpec, Keda, MetricKind, hpa_for_keda_llm_scaler,
-    keda_for_keda_llm_scaler,
-};
+use super::autoscaler::{Autoscaler, View};
+use super::keda::Cluster;
 use super::load::Request;
 use super::prom::{Prometheus, Sample};
 use super::rng::Rng;
-use super::score::{Action, RunFacts, Scores, Served, score};
-use super::worker::{EngineParams, Event as EngineEvent, Frontend, Worker, least_loaded};
+use super::score::{Action, Fate, RunFacts, Scores, Served, Slo, score};
+use super::worker::{EngineParams, Event as EngineEvent, Frontend, Worker};
 
-/// The policies a scenario is run with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Policy {
-    /// keda-llm-scaler through KEDA's external trigger and the HPA.
-    KedaLlmScaler,
-    /// A fixed fleet sized for the busiest 10 seconds of the load.
-    StaticPeak,
-    /// A fixed fleet sized for the mean load.
-    StaticMean,
-    /// The reference design: KEDA Prometheus trigger on TTFT p95 (threshold 0.5 s, 5 m rate),
-    /// AverageValue, HPA defaults.
-    KedaPrometheusTtft,
-    /// KEDA Prometheus trigger on `sum(num_requests_waiting)` (threshold 10), HPA defaults.
-    KedaPrometheusQueue,
-    /// HPA on the mean `kv_cache_usage_perc` (target 0.5), default behavior.
-    HpaKv,
-    /// Knows the future: each minute exactly the replicas that minute's load needs, ready at
-    /// once. Its GPU-hours are the lower bound the others are compared with.
-    Oracle,
+/// A duration drawn uniformly between two bounds, seconds (pod starts, node provisioning).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Spread {
+    /// Shortest.
+    pub min_s: f64,
+    /// Longest.
+    pub max_s: f64,
 }
 
-impl Policy {
-    /// Every policy, ours first.
-    pub const ALL: [Policy; 7] = [
-        Policy::KedaLlmScaler,
-        Policy::StaticPeak,
-        Policy::StaticMean,
-        Policy::KedaPrometheusTtft,
-        Policy::KedaPrometheusQueue,
-        Policy::HpaKv,
-        Policy::Oracle,
-    ];
-
-    /// The name used in tables, JSON and on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Policy::KedaLlmScaler => "keda-llm-scaler",
-            Policy::StaticPeak => "static-peak",
-            Policy::StaticMean => "static-mean",
-            Policy::KedaPrometheusTtft => "keda-prometheus-ttft",
-            Policy::KedaPrometheusQueue => "keda-prometheus-queue",
-            Policy::HpaKv => "hpa-kv",
-            Policy::Oracle => "oracle",
-        }
+impl Spread {
+    /// Always `s`.
+    pub fn fixed(s: f64) -> Spread {
+        Spread { min_s: s, max_s: s }
     }
 
-    /// Parses a name.
-    pub fn from_name(s: &str) -> Option<Policy> {
-        Policy::ALL.into_iter().find(|p| p.name() == s)
+    /// One draw.
+    pub fn draw(&self, rng: &mut Rng) -> f64 {
+        self.min_s + rng.next_f64() * (self.max_s - self.min_s).max(0.0)
+    }
+
+    /// The mean.
+    pub fn mean(&self) -> f64 {
+        (self.min_s + self.max_s.max(self.min_s)) / 2.0
     }
 }
 
 /// GPU node provisioning (cluster autoscaler) for pods that find no free node.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeParams {
-    /// Shortest provisioning time, seconds.
-    pub provision_min_s: f64,
-    /// Longest provisioning time, seconds (drawn uniformly between the two).
-    pub provision_max_s: f64,
+    /// Provisioning time of a new GPU node (AKS: 5-11 min).
+    pub provision: Spread,
     /// Nodes that exist from the start and are never removed.
     pub warm_nodes: u32,
     /// An empty node is removed after this long (the cluster autoscaler's
@@ -120,28 +92,34 @@ pub struct RecordedScrape {
     pub page: Result<String, StaleReason>,
 }
 
-/// Everything about the simulated cluster and control plane.
+/// Everything about the simulated cluster, its clients and the scoring.
 #[derive(Debug, Clone)]
 pub struct SimParams {
     /// Engine constants.
     pub engine: EngineParams,
-    /// Pod start and model load, seconds.
-    pub pod_start_s: f64,
+    /// Pod start and model load.
+    pub pod_start: Spread,
     /// Node provisioning, if pods may need new nodes.
     pub nodes: Option<NodeParams>,
     /// Replica bounds.
     pub min_replicas: u32,
     /// Replica bounds.
     pub max_replicas: u32,
-    /// TTFT SLO, seconds.
-    pub slo_s: f64,
+    /// The scoring SLOs.
+    pub slo: Slo,
+    /// A client gives up on a request without its last token after this long, seconds.
+    pub client_timeout_s: f64,
+    /// The first seconds of a run are not scored.
+    pub warmup_s: f64,
+    /// The HPA the cluster runs.
+    pub cluster: Cluster,
     /// keda-llm-scaler's validated configuration, as far as the simulation uses it.
     pub scaler: ScalerUnderTest,
     /// KEDA `pollingInterval`, seconds.
     pub polling_s: f64,
     /// HPA sync period, seconds.
     pub hpa_sync_s: f64,
-    /// Prometheus scrape interval for the baselines, seconds.
+    /// The cluster's Prometheus scrape interval, seconds.
     pub prom_scrape_s: f64,
     /// Timeline sampling period, seconds.
     pub sample_s: f64,
@@ -150,6 +128,11 @@ pub struct SimParams {
     /// Workers are Dynamo vLLM workers behind a Dynamo frontend (the scaler reads KV from the
     /// workers' system port and TTFT and queue from the frontend).
     pub dynamo: bool,
+    /// The oracle's per-minute good-rate target.
+    pub oracle_target: f64,
+    /// keda-llm-scaler's `ttftTargetMs` is the scoring TTFT SLO (not set explicitly), so a
+    /// load scored at another SLO configures it with that one, as a user would.
+    pub scaler_follows_slo: bool,
 }
 
 /// One scenario: the load and what goes wrong.
@@ -159,7 +142,7 @@ pub struct Scenario {
     pub name: String,
     /// Arrivals, sorted.
     pub requests: Vec<Request>,
-    /// Simulated time, seconds (arrivals after it are ignored).
+    /// Arrivals stop here, seconds; the run goes on until every request has its fate.
     pub duration_s: f64,
     /// Intervals (start, length) in seconds during which every metrics scrape fails.
     pub outages: Vec<(f64, f64)>,
@@ -167,81 +150,56 @@ pub struct Scenario {
     pub onsets: Vec<f64>,
 }
 
-/// Replicas per minute that the oracle provisions, and the capacity it assumed.
+/// The clairvoyant, SLO-feasible plan: for each minute, the fewest replicas whose minute
+/// reaches the good-rate target given the queue carried in from the minute before.
 #[derive(Debug, Clone, Serialize)]
 pub struct OraclePlan {
-    /// Requests per second one replica sustains within the SLO for this length mix.
-    pub capacity_rps: f64,
     /// Replicas for each minute.
     pub per_minute: Vec<u32>,
-    /// Replicas for the busiest 10 seconds (what static peak provisioning buys).
-    pub peak_10s: u32,
+    /// The per-minute good-rate target it was sized for.
+    pub target: f64,
+    /// Minutes that not even `max_replicas` could bring to the target.
+    pub infeasible_minutes: u32,
 }
 
 impl OraclePlan {
-    /// Sizes each minute for its arrivals at `capacity_rps` per replica.
-    pub fn new(
-        requests: &[Request],
-        duration_s: f64,
-        capacity_rps: f64,
-        min: u32,
-        max: u32,
-    ) -> OraclePlan {
-        let minutes = (duration_s / 60.0).ceil().max(1.0) as usize;
-        let mut counts = vec![0u64; minutes];
-        for r in requests {
-            let m = (r.arrival_us / 60_000_000) as usize;
-            if let Some(c) = counts.get_mut(m) {
-                *c += 1;
-            }
-        }
-        let per_minute = counts
-            .iter()
-            .map(|c| {
-                ((*c as f64 / 60.0) / capacity_rps)
-                    .ceil()
-                    .clamp(f64::from(min), f64::from(max)) as u32
-            })
-            .collect();
-        let mut tens = vec![0u64; (duration_s / 10.0).ceil().max(1.0) as usize];
-        for r in requests {
-            if let Some(c) = tens.get_mut((r.arrival_us / 10_000_000) as usize) {
-                *c += 1;
-            }
-        }
-        let busiest = tens.iter().copied().max().unwrap_or(0) as f64 / 10.0;
-        let peak_10s = (busiest / capacity_rps)
-            .ceil()
-            .clamp(f64::from(min), f64::from(max)) as u32;
-        OraclePlan {
-            capacity_rps,
-            per_minute,
-            peak_10s,
-        }
-    }
-
-    /// GPU-hours of the plan.
-    pub fn gpu_hours(&self, duration_s: f64) -> f64 {
-        let full = self.per_minute.len().saturating_sub(1);
-        let last = duration_s - full as f64 * 60.0;
+    /// Replica-hours of the plan over `[from_s, to_s)`.
+    pub fn gpu_hours(&self, from_s: f64, to_s: f64) -> f64 {
         self.per_minute
             .iter()
             .enumerate()
-            .map(|(i, n)| f64::from(*n) * if i == full { last } else { 60.0 })
+            .map(|(i, n)| {
+                let (a, b) = (i as f64 * 60.0, (i + 1) as f64 * 60.0);
+                f64::from(*n) * (b.min(to_s) - a.max(from_s)).max(0.0)
+            })
             .sum::<f64>()
             / 3600.0
     }
 
-    /// The busiest minute's replicas.
+    /// The busiest minute's replicas: what a static fleet sized for the peak needs.
     pub fn peak(&self) -> u32 {
         self.per_minute.iter().copied().max().unwrap_or(1)
     }
 
-    /// Replicas for the mean load.
-    pub fn mean(&self, requests: usize, duration_s: f64, min: u32, max: u32) -> u32 {
-        ((requests as f64 / duration_s) / self.capacity_rps)
-            .ceil()
-            .clamp(f64::from(min), f64::from(max)) as u32
+    /// The mean of the plan, rounded up: a static fleet sized for the mean load.
+    pub fn mean(&self) -> u32 {
+        let n = self.per_minute.len().max(1) as f64;
+        (self.per_minute.iter().map(|&x| f64::from(x)).sum::<f64>() / n).ceil() as u32
+    }
+
+    /// The steady fleet every dynamic policy starts from: what the first three minutes need.
+    pub fn steady_start(&self) -> u32 {
+        self.per_minute.iter().take(3).copied().max().unwrap_or(1)
+    }
+
+    /// Replicas the plan wants at `t_s`.
+    pub fn at(&self, t_s: f64) -> u32 {
+        let m = (t_s.max(0.0) / 60.0) as usize;
+        self.per_minute
+            .get(m)
+            .or(self.per_minute.last())
+            .copied()
+            .unwrap_or(1)
     }
 }
 
@@ -254,8 +212,7 @@ pub struct TimelinePoint {
     pub spec: u32,
     /// Serving pods.
     pub ready: u32,
-    /// What the control plane's metric said (desired replicas for ours; raw value for
-    /// baselines).
+    /// What the control plane's metric said.
     pub metric: Option<f64>,
     /// Requests waiting, fleet-wide.
     pub waiting: u32,
@@ -297,7 +254,7 @@ pub struct RunResult {
     pub timeline: Vec<TimelinePoint>,
     /// Rolling 1-minute true p95 TTFT by arrival minute, seconds.
     pub ttft_p95_by_minute: Vec<Option<f64>>,
-    /// keda-llm-scaler's decisions (empty for baselines).
+    /// keda-llm-scaler's decisions (empty for the others).
     pub decisions: Vec<DecisionPoint>,
     /// Actions.
     pub actions: Vec<Action>,
@@ -312,13 +269,12 @@ pub struct RunResult {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Ev {
     StepEnd { pod: usize, epoch: u64 },
+    EngineArrive { pod: usize, epoch: u64 },
     PodReady { pod: usize },
     NodeReady { node: usize },
-    ScalerTick,
     PromScrape,
-    KedaPoll,
-    HpaSync,
-    OracleMinute,
+    Clock { k: usize },
+    Sweep,
     Sample,
 }
 
@@ -330,7 +286,7 @@ enum Phase {
     Gone,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Pod {
     phase: Phase,
     worker: Worker,
@@ -338,9 +294,13 @@ struct Pod {
     gpu_since_us: Option<u64>,
     node: Option<usize>,
     created_us: u64,
+    /// The API server: when it is next free, and the requests it holds (FIFO).
+    api_free_us: u64,
+    api: VecDeque<usize>,
+    next_sweep_us: u64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Node {
     ready: bool,
     pod: Option<usize>,
@@ -354,10 +314,40 @@ fn us(s: f64) -> u64 {
     (s.max(0.0) * 1e6).round() as u64
 }
 
+/// How often a pod's engine drops the requests whose clients gave up.
+const SWEEP_US: u64 = 1_000_000;
+
+/// Extra simulated time after the last arrival for the last fates to settle, beyond the
+/// client timeout.
+const DRAIN_EXTRA_US: u64 = 5_000_000;
+
+/// Request fates while running (0 = not yet).
+const PENDING: u8 = 0;
+
+fn fate_code(f: Fate) -> u8 {
+    match f {
+        Fate::Completed => 1,
+        Fate::TimedOut => 2,
+        Fate::Killed => 3,
+        Fate::Rejected => 4,
+        Fate::Unfinished => 5,
+    }
+}
+
+fn fate_of(code: u8) -> Fate {
+    match code {
+        1 => Fate::Completed,
+        2 => Fate::TimedOut,
+        3 => Fate::Killed,
+        4 => Fate::Rejected,
+        _ => Fate::Unfinished,
+    }
+}
+
+#[derive(Clone)]
 struct Sim<'a> {
     p: &'a SimParams,
     sc: &'a Scenario,
-    policy: Policy,
     now: u64,
     seq: u64,
     queue: BinaryHeap<Reverse<(u64, u64, Ev)>>,
@@ -365,33 +355,66 @@ struct Sim<'a> {
     nodes: Vec<Node>,
     spec: u32,
     gateway: VecDeque<usize>,
+    next_req: usize,
     first_token: Vec<u64>,
     finished: Vec<u64>,
-    dropped: u64,
+    fate: Vec<u8>,
+    arrivals: u64,
     gpu_us: u128,
+    scored_gpu_us: u128,
     last_gpu_change: u64,
     holding_gpu: u32,
     peak: u32,
     actions: Vec<Action>,
     timeline: Vec<TimelinePoint>,
-    decisions: Vec<DecisionPoint>,
-    recorded: Vec<(u64, Vec<RecordedScrape>)>,
     frontend: Frontend,
     rng: Rng,
     events: Vec<EngineEvent>,
-    page: String,
-    // control planes
-    cycle: Cycle,
-    snapshot: Option<Snapshot>,
+    lost: Vec<(u64, bool)>,
     prom: Prometheus,
-    hpa: Option<Hpa>,
-    keda: Keda,
-    executor: Executor,
+    clocks: Vec<u64>,
+    prom_scrape_us: u64,
     last_metric: Option<f64>,
-    oracle: &'a OraclePlan,
+    own_ttft: Option<f64>,
 }
 
-impl Sim<'_> {
+impl<'a> Sim<'a> {
+    fn new(p: &'a SimParams, sc: &'a Scenario, seed: u64) -> Sim<'a> {
+        let n = sc.requests.len();
+        Sim {
+            p,
+            sc,
+            now: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            pods: Vec::new(),
+            nodes: Vec::new(),
+            spec: 0,
+            gateway: VecDeque::new(),
+            next_req: 0,
+            first_token: vec![u64::MAX; n],
+            finished: vec![u64::MAX; n],
+            fate: vec![PENDING; n],
+            arrivals: 0,
+            gpu_us: 0,
+            scored_gpu_us: 0,
+            last_gpu_change: 0,
+            holding_gpu: 0,
+            peak: 0,
+            actions: Vec::new(),
+            timeline: Vec::new(),
+            frontend: Frontend::default(),
+            rng: Rng::new(seed).fork(0x5eed),
+            events: Vec::new(),
+            lost: Vec::new(),
+            prom: Prometheus::new(600_000),
+            clocks: Vec::new(),
+            prom_scrape_us: us(p.prom_scrape_s),
+            last_metric: None,
+            own_ttft: None,
+        }
+    }
+
     fn at(&mut self, t: u64, ev: Ev) {
         self.seq += 1;
         self.queue.push(Reverse((t, self.seq, ev)));
@@ -402,8 +425,18 @@ impl Sim<'_> {
         self.sc.outages.iter().any(|(s, d)| t >= *s && t < s + d)
     }
 
+    fn end_us(&self) -> u64 {
+        us(self.sc.duration_s)
+    }
+
     fn account_gpu(&mut self) {
-        self.gpu_us += u128::from(self.now - self.last_gpu_change) * u128::from(self.holding_gpu);
+        let (from, to) = (self.last_gpu_change, self.now);
+        let held = u128::from(self.holding_gpu);
+        self.gpu_us += u128::from(to - from) * held;
+        let (a, b) = (from.max(us(self.p.warmup_s)), to.min(self.end_us()));
+        if b > a {
+            self.scored_gpu_us += u128::from(b - a) * held;
+        }
         self.last_gpu_change = self.now;
         self.holding_gpu = self
             .pods
@@ -426,113 +459,136 @@ impl Sim<'_> {
             .count() as u32
     }
 
+    fn settle(&mut self, req: usize, fate: Fate) {
+        if self.fate[req] == PENDING {
+            self.fate[req] = fate_code(fate);
+            if self.first_token[req] == u64::MAX {
+                self.frontend.queued = self.frontend.queued.saturating_sub(1);
+            }
+            self.frontend.inflight = self.frontend.inflight.saturating_sub(1);
+        }
+    }
+
     fn arrive(&mut self, req: usize) {
+        self.arrivals += 1;
         self.frontend.queued += 1;
         self.frontend.inflight += 1;
         self.route(req);
     }
 
+    /// The ready pod with the fewest requests (API server, waiting and running), the lowest
+    /// index on a tie; the request waits at the gateway while none is ready.
     fn route(&mut self, req: usize) {
-        let best = least_loaded(
-            self.pods
-                .iter()
-                .enumerate()
-                .filter(|(_, p)| p.phase == Phase::Ready)
-                .map(|(i, p)| (i, &p.worker)),
-        );
+        let best = self
+            .pods
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.phase == Phase::Ready)
+            .min_by_key(|(i, p)| (p.worker.running() + p.worker.waiting() + p.api.len(), *i))
+            .map(|(i, _)| i);
         match best {
             None => self.gateway.push_back(req),
             Some(i) => {
-                let r = self.sc.requests[req];
-                self.pods[i]
-                    .worker
-                    .enqueue(req as u64, self.now, r.prompt, r.generate);
-                if !self.pods[i].worker.is_stepping() {
-                    self.kick(i);
-                }
+                let service = us(self.p.engine.frontend_service_s);
+                let pod = &mut self.pods[i];
+                let start = pod.api_free_us.max(self.now);
+                pod.api_free_us = start + service;
+                pod.api.push_back(req);
+                let (at, epoch) = (pod.api_free_us, pod.epoch);
+                self.at(at, Ev::EngineArrive { pod: i, epoch });
             }
         }
     }
 
     fn kick(&mut self, i: usize) {
-        if let Some(d) = self.pods[i].worker.begin_step(&self.p.engine) {
-            let epoch = self.pods[i].epoch;
-            self.at(self.now + d, Ev::StepEnd { pod: i, epoch });
+        loop {
+            if let Some(d) = self.pods[i].worker.begin_step(&self.p.engine) {
+                let epoch = self.pods[i].epoch;
+                self.at(self.now + d, Ev::StepEnd { pod: i, epoch });
+                return;
+            }
+            // A refused prompt leaves the engine idle with the rest still waiting.
+            let rejected = self.pods[i].worker.take_rejected();
+            if rejected.is_empty() {
+                return;
+            }
+            for id in rejected {
+                self.settle(id as usize, Fate::Rejected);
+            }
         }
     }
 
-    fn add_pod(&mut self) {
+    fn start_pod(&mut self, id: usize) {
+        let start = self.p.pod_start.draw(&mut self.rng);
+        self.pods[id].gpu_since_us = Some(self.now);
+        self.pods[id].phase = Phase::Starting;
+        self.at(self.now + us(start), Ev::PodReady { pod: id });
+    }
+
+    fn add_pod(&mut self) -> usize {
         let id = self.pods.len();
-        let mut pod = Pod {
-            phase: Phase::Starting,
+        self.pods.push(Pod {
+            phase: Phase::WaitingNode,
             worker: Worker::new(),
             epoch: 0,
             gpu_since_us: None,
             node: None,
             created_us: self.now,
+            api_free_us: 0,
+            api: VecDeque::new(),
+            next_sweep_us: 0,
+        });
+        let Some(np) = self.p.nodes.clone() else {
+            self.start_pod(id);
+            return id;
         };
-        match self.p.nodes.clone() {
-            None => {
-                pod.gpu_since_us = Some(self.now);
-                self.pods.push(pod);
-                self.at(self.now + us(self.p.pod_start_s), Ev::PodReady { pod: id });
-            }
-            Some(np) => {
-                let free = self
-                    .nodes
-                    .iter()
-                    .position(|n| !n.gone && n.ready && n.pod.is_none());
-                match free {
-                    Some(n) => {
-                        self.nodes[n].pod = Some(id);
-                        self.nodes[n].empty_since_us = None;
-                        pod.node = Some(n);
-                        pod.gpu_since_us = Some(self.now);
-                        self.pods.push(pod);
-                        self.at(self.now + us(self.p.pod_start_s), Ev::PodReady { pod: id });
-                    }
-                    None => {
-                        // A node being provisioned and not yet promised to a pod, or a new one.
-                        let pending = self
-                            .nodes
-                            .iter()
-                            .position(|n| !n.gone && !n.ready && n.pod.is_none());
-                        let n = match pending {
-                            Some(n) => n,
-                            None => {
-                                let t = np.provision_min_s
-                                    + self.rng.next_f64()
-                                        * (np.provision_max_s - np.provision_min_s).max(0.0);
-                                self.nodes.push(Node {
-                                    ready: false,
-                                    pod: None,
-                                    empty_since_us: None,
-                                    gone: false,
-                                    warm: false,
-                                });
-                                let n = self.nodes.len() - 1;
-                                self.at(self.now + us(t), Ev::NodeReady { node: n });
-                                n
-                            }
-                        };
-                        self.nodes[n].pod = Some(id);
-                        pod.node = Some(n);
-                        pod.phase = Phase::WaitingNode;
-                        self.pods.push(pod);
-                    }
-                }
-            }
+        if let Some(n) = self
+            .nodes
+            .iter()
+            .position(|n| !n.gone && n.ready && n.pod.is_none())
+        {
+            self.nodes[n].pod = Some(id);
+            self.nodes[n].empty_since_us = None;
+            self.pods[id].node = Some(n);
+            self.start_pod(id);
+            return id;
         }
+        // A node being provisioned and not yet promised to a pod, or a new one.
+        let n = match self
+            .nodes
+            .iter()
+            .position(|n| !n.gone && !n.ready && n.pod.is_none())
+        {
+            Some(n) => n,
+            None => {
+                let t = np.provision.draw(&mut self.rng);
+                self.nodes.push(Node {
+                    ready: false,
+                    pod: None,
+                    empty_since_us: None,
+                    gone: false,
+                    warm: false,
+                });
+                let n = self.nodes.len() - 1;
+                self.at(self.now + us(t), Ev::NodeReady { node: n });
+                n
+            }
+        };
+        self.nodes[n].pod = Some(id);
+        self.pods[id].node = Some(n);
+        id
     }
 
     fn remove_pod(&mut self, i: usize) {
-        let lost = self.pods[i].worker.drain();
-        for (_, had_first) in lost {
-            if !had_first {
-                self.dropped += 1;
-                self.frontend.queued = self.frontend.queued.saturating_sub(1);
-            }
-            self.frontend.inflight = self.frontend.inflight.saturating_sub(1);
+        let mut lost = std::mem::take(&mut self.lost);
+        lost.clear();
+        self.pods[i].worker.drain_into(&mut lost);
+        for (id, _) in lost.drain(..) {
+            self.settle(id as usize, Fate::Killed);
+        }
+        self.lost = lost;
+        while let Some(req) = self.pods[i].api.pop_front() {
+            self.settle(req, Fate::Killed);
         }
         self.pods[i].phase = Phase::Gone;
         self.pods[i].epoch += 1;
@@ -560,6 +616,12 @@ impl Sim<'_> {
             from: self.spec,
             to: target,
         });
+        self.resize(target);
+        self.spec = target;
+        self.account_gpu();
+    }
+
+    fn resize(&mut self, target: u32) {
         let alive: Vec<usize> = self.alive().map(|(i, _)| i).collect();
         let have = alive.len() as u32;
         if target > have {
@@ -577,11 +639,33 @@ impl Sim<'_> {
                 self.remove_pod(i);
             }
         }
-        self.spec = target;
-        self.account_gpu();
     }
 
-    fn scraped(&self, i: usize) -> Option<Sample> {
+    /// Sets the fleet to `n` serving pods at once (the steady start, and the oracle's search).
+    fn force_ready(&mut self, n: u32) {
+        self.resize(n);
+        for i in 0..self.pods.len() {
+            if matches!(self.pods[i].phase, Phase::Starting | Phase::WaitingNode) {
+                self.pods[i].phase = Phase::Ready;
+                self.pods[i].gpu_since_us.get_or_insert(self.now);
+                self.pods[i].epoch += 1;
+            }
+        }
+        self.spec = n;
+        self.account_gpu();
+        self.drain_gateway();
+    }
+
+    fn drain_gateway(&mut self) {
+        if self.ready_count() == 0 {
+            return;
+        }
+        while let Some(req) = self.gateway.pop_front() {
+            self.route(req);
+        }
+    }
+
+    fn sample_of(&self, i: usize) -> Option<Sample> {
         let p = &self.pods[i];
         if p.phase != Phase::Ready {
             return None;
@@ -593,108 +677,23 @@ impl Sim<'_> {
             acc += n;
             *b = acc;
         }
+        let mut itl = [0u64; 20];
+        let mut acc = 0;
+        for (b, n) in itl.iter_mut().zip(c.itl_buckets) {
+            acc += n;
+            *b = acc;
+        }
         Some(Sample {
             t_ms: self.now / 1000,
             ttft,
+            itl,
             waiting: p.worker.waiting() as f64,
             running: p.worker.running() as f64,
             kv: p.worker.kv_usage(&self.p.engine),
+            prompt_tokens: c.prompt_tokens,
+            generation_tokens: c.generation_tokens,
+            success: c.success,
         })
-    }
-
-    fn scaler_tick(&mut self) {
-        let outage = self.in_outage();
-        let mut observations = Vec::new();
-        let mut scrapes = Vec::new();
-        let ids: Vec<usize> = self
-            .alive()
-            .filter(|(_, p)| p.phase != Phase::WaitingNode)
-            .map(|(i, _)| i)
-            .collect();
-        for i in ids {
-            let id = format!("http://pod-{i}:8000/metrics");
-            let page = if outage || self.pods[i].phase != Phase::Ready {
-                Err(StaleReason {
-                    kind: StaleKind::Connect,
-                    detail: if outage {
-                        "metrics outage (simulated)".to_string()
-                    } else {
-                        "connection refused: pod starting".to_string()
-                    },
-                })
-            } else {
-                self.page.clear();
-                if self.p.dynamo {
-                    self.pods[i]
-                        .worker
-                        .render_dynamo(&self.p.engine, &mut self.page);
-                } else {
-                    self.pods[i].worker.render(&self.p.engine, &mut self.page);
-                }
-                Ok(self.page.clone())
-            };
-            if self.p.record {
-                scrapes.push(RecordedScrape {
-                    id: id.clone(),
-                    role: TargetRole::Worker,
-                    page: page.clone(),
-                });
-            }
-            observations.push(Observation::from_page(
-                id,
-                TargetRole::Worker,
-                page,
-                self.p.scaler.engine,
-                self.p.scaler.model.as_deref(),
-            ));
-        }
-        for id in self.p.scaler.frontends.clone() {
-            let page = if outage {
-                Err(StaleReason {
-                    kind: StaleKind::Connect,
-                    detail: "metrics outage (simulated)".to_string(),
-                })
-            } else {
-                self.page.clear();
-                self.frontend.render(&self.p.engine.model, &mut self.page);
-                Ok(self.page.clone())
-            };
-            if self.p.record {
-                scrapes.push(RecordedScrape {
-                    id: id.clone(),
-                    role: TargetRole::Frontend,
-                    page: page.clone(),
-                });
-            }
-            observations.push(Observation::from_page(
-                id,
-                TargetRole::Frontend,
-                page,
-                self.p.scaler.engine,
-                self.p.scaler.model.as_deref(),
-            ));
-        }
-        if self.p.record {
-            self.recorded.push((self.now / 1000, scrapes));
-        }
-        let step = self.cycle.step(
-            &self.p.scaler.signal,
-            &self.p.scaler.policy,
-            self.now / 1000,
-            observations,
-        );
-        if step.changed {
-            let d = &step.snapshot.decision;
-            self.decisions.push(DecisionPoint {
-                t_s: self.now as f64 / 1e6,
-                desired: d.desired,
-                reason: d.reason,
-                binding: d.binding,
-                ttft_s: step.snapshot.signals.ttft_seconds,
-                detail: d.detail.clone(),
-            });
-        }
-        self.snapshot = Some(step.snapshot);
     }
 
     fn prom_scrape(&mut self) {
@@ -703,50 +702,95 @@ impl Sim<'_> {
         }
         let ids: Vec<usize> = self.alive().map(|(i, _)| i).collect();
         for i in ids {
-            if let Some(s) = self.scraped(i) {
+            if let Some(s) = self.sample_of(i) {
                 self.prom.ingest(i as u64, s);
             }
         }
+        self.prom.ingest_arrivals(self.now / 1000, self.arrivals);
         self.prom.compact(self.now / 1000);
     }
 
-    fn hpa_sync(&mut self) {
-        let now_ms = self.now / 1000;
-        let s = self.alive().count() as u32;
-        let ready = self.ready_count();
-        let value = match self.policy {
-            Policy::KedaLlmScaler => {
-                let answer = metric_answer(self.snapshot.as_ref())
-                    .map(f64::from)
-                    .map_err(|_| ());
-                self.last_metric = answer.ok();
-                self.keda.metric_for_hpa(answer, self.spec)
-            }
-            Policy::KedaPrometheusTtft => {
-                // ignoreNullValues (default true): an empty or NaN result reads as 0.
-                let v = self
-                    .prom
-                    .ttft_quantile(now_ms, 300_000, 0.95)
-                    .unwrap_or(0.0);
-                self.last_metric = Some(v);
-                Some(v)
-            }
-            Policy::KedaPrometheusQueue => {
-                let v = self.prom.sum_waiting(now_ms).unwrap_or(0.0);
-                self.last_metric = Some(v);
-                Some(v)
-            }
-            Policy::HpaKv => {
-                // Through prometheus-adapter: no series, no metric, and the HPA holds.
-                let v = self.prom.mean_kv(now_ms);
-                self.last_metric = v;
-                v
-            }
-            _ => None,
+    /// Every pod's and frontend's `/metrics` as a scrape finds it now.
+    fn pages(&self) -> Vec<RecordedScrape> {
+        let outage = self.in_outage();
+        let refused = |detail: &str| {
+            Err(StaleReason {
+                kind: StaleKind::Connect,
+                detail: detail.to_string(),
+            })
         };
-        if let Some(hpa) = self.hpa.as_mut() {
-            let next = hpa.sync(now_ms, self.spec, s, ready, value);
-            self.set_spec(next);
+        let mut out = Vec::new();
+        for (i, pod) in self.alive() {
+            if pod.phase == Phase::WaitingNode {
+                continue;
+            }
+            let page = if outage {
+                refused("metrics outage (simulated)")
+            } else if pod.phase != Phase::Ready {
+                refused("connection refused: pod starting")
+            } else {
+                let mut page = String::with_capacity(8 << 10);
+                if self.p.dynamo {
+                    pod.worker.render_dynamo(&self.p.engine, &mut page);
+                } else {
+                    pod.worker.render(&self.p.engine, &mut page);
+                }
+                Ok(page)
+            };
+            out.push(RecordedScrape {
+                id: format!("http://pod-{i}:8000/metrics"),
+                role: TargetRole::Worker,
+                page,
+            });
+        }
+        for id in &self.p.scaler.frontends {
+            let page = if outage {
+                refused("metrics outage (simulated)")
+            } else {
+                let mut page = String::with_capacity(4 << 10);
+                self.frontend.render(&self.p.engine.model, &mut page);
+                Ok(page)
+            };
+            out.push(RecordedScrape {
+                id: id.clone(),
+                role: TargetRole::Frontend,
+                page,
+            });
+        }
+        out
+    }
+
+    fn in_flight(&self) -> Option<f64> {
+        if self.in_outage() {
+            return None;
+        }
+        let held: usize = self
+            .alive()
+            .filter(|(_, p)| p.phase == Phase::Ready)
+            .map(|(_, p)| p.worker.running() + p.worker.waiting() + p.api.len())
+            .sum();
+        Some((held + self.gateway.len()) as f64)
+    }
+
+    fn tick(&mut self, auto: &mut dyn Autoscaler, k: usize) {
+        let want = {
+            let pages = || self.pages();
+            let view = View {
+                now_ms: self.now / 1000,
+                spec: self.spec,
+                ready: self.ready_count(),
+                provisioned: self.alive().count() as u32,
+                prom: &self.prom,
+                engine: &self.p.engine,
+                in_flight: self.in_flight(),
+                pages: &pages,
+            };
+            auto.tick(k, &view)
+        };
+        self.last_metric = auto.metric();
+        self.own_ttft = auto.own_ttft_s();
+        if let Some(n) = want {
+            self.set_spec(n);
         }
     }
 
@@ -778,7 +822,7 @@ impl Sim<'_> {
             },
             kv_max: kv.iter().copied().fold(0.0, f64::max),
             outage: self.in_outage(),
-            scaler_ttft_s: self.snapshot.as_ref().and_then(|s| s.signals.ttft_seconds),
+            scaler_ttft_s: self.own_ttft,
         };
         self.timeline.push(point);
     }
@@ -800,282 +844,295 @@ impl Sim<'_> {
             }
         }
     }
-}
 
-/// Runs one policy on one scenario.
-pub fn run(
-    policy: Policy,
-    sc: &Scenario,
-    p: &SimParams,
-    oracle: &OraclePlan,
-    seed: u64,
-) -> RunResult {
-    let n = sc.requests.len();
-    let keda = keda_for_keda_llm_scaler();
-    let hpa = |metric, behavior| {
-        Some(Hpa::new(HpaSpec {
-            min: p.min_replicas.max(1),
-            max: p.max_replicas,
-            behavior,
-            metric,
-            tolerance: 0.1,
-        }))
-    };
-    let hpa = match policy {
-        Policy::KedaLlmScaler => Some(hpa_for_keda_llm_scaler(p.min_replicas, p.max_replicas)),
-        Policy::KedaPrometheusTtft => hpa(MetricKind::ExternalAverageValue { target: 0.5 }, None),
-        Policy::KedaPrometheusQueue => hpa(MetricKind::ExternalAverageValue { target: 10.0 }, None),
-        Policy::HpaKv => hpa(
-            MetricKind::PodsAverage { target: 0.5 },
-            Some(Behavior::kubernetes_defaults()),
-        ),
-        _ => None,
-    };
-    let mut sim = Sim {
-        p,
-        sc,
-        policy,
-        now: 0,
-        seq: 0,
-        queue: BinaryHeap::new(),
-        pods: Vec::new(),
-        nodes: Vec::new(),
-        spec: 0,
-        gateway: VecDeque::new(),
-        first_token: vec![u64::MAX; n],
-        finished: vec![u64::MAX; n],
-        dropped: 0,
-        gpu_us: 0,
-        last_gpu_change: 0,
-        holding_gpu: 0,
-        peak: 0,
-        actions: Vec::new(),
-        timeline: Vec::new(),
-        decisions: Vec::new(),
-        recorded: Vec::new(),
-        frontend: Frontend::default(),
-        rng: Rng::new(seed).fork(0x5eed),
-        events: Vec::new(),
-        page: String::with_capacity(8 << 10),
-        cycle: Cycle::default(),
-        snapshot: None,
-        prom: Prometheus::new(600_000),
-        hpa,
-        keda,
-        executor: Executor::new(p.min_replicas, 300_000, 0),
-        last_metric: None,
-        oracle,
-    };
-
-    // Every policy starts from the fleet the first minute needs, already serving; warm nodes
-    // hold it.
-    let initial = match policy {
-        Policy::StaticPeak => oracle.peak_10s,
-        Policy::StaticMean => oracle.mean(n, sc.duration_s, p.min_replicas, p.max_replicas),
-        _ => oracle.per_minute.first().copied().unwrap_or(p.min_replicas),
-    }
-    .clamp(p.min_replicas.max(1), p.max_replicas);
-    if let Some(np) = &p.nodes {
-        for _ in 0..np.warm_nodes.max(initial) {
-            sim.nodes.push(Node {
-                ready: true,
-                pod: None,
-                empty_since_us: Some(0),
-                gone: false,
-                warm: true,
-            });
+    /// Drops what the clients gave up on at the gateway.
+    fn sweep_gateway(&mut self) {
+        let cutoff = self.now.saturating_sub(us(self.p.client_timeout_s));
+        while let Some(&req) = self.gateway.front() {
+            if self.sc.requests[req].arrival_us >= cutoff {
+                break;
+            }
+            self.gateway.pop_front();
+            self.settle(req, Fate::TimedOut);
         }
     }
-    for _ in 0..initial {
-        sim.add_pod();
-        if let Some(last) = sim.pods.last_mut() {
-            last.phase = Phase::Ready;
+
+    fn step_end(&mut self, pod: usize, t: u64) {
+        let mut events = std::mem::take(&mut self.events);
+        self.pods[pod].worker.end_step(t, &mut events);
+        let latency = self.p.engine.frontend_latency_s;
+        let timeout = us(self.p.client_timeout_s);
+        for e in events.drain(..) {
+            match e {
+                EngineEvent::FirstToken { id } => {
+                    let id = id as usize;
+                    if self.fate[id] == PENDING {
+                        self.first_token[id] = t;
+                        let arrived = self.sc.requests[id].arrival_us;
+                        self.frontend
+                            .first_token((t - arrived) as f64 / 1e6 + latency);
+                    }
+                }
+                EngineEvent::Finished { id } => {
+                    let id = id as usize;
+                    self.finished[id] = t;
+                    self.frontend.completed += 1;
+                    let late = t.saturating_sub(self.sc.requests[id].arrival_us) > timeout;
+                    self.settle(
+                        id,
+                        if late {
+                            Fate::TimedOut
+                        } else {
+                            Fate::Completed
+                        },
+                    );
+                }
+            }
+        }
+        self.events = events;
+        if t >= self.pods[pod].next_sweep_us {
+            self.pods[pod].next_sweep_us = t + SWEEP_US;
+            let mut lost = std::mem::take(&mut self.lost);
+            lost.clear();
+            self.pods[pod]
+                .worker
+                .cancel_arrived_before(t.saturating_sub(timeout), &mut lost);
+            for (id, _) in lost.drain(..) {
+                self.settle(id as usize, Fate::TimedOut);
+            }
+            self.lost = lost;
         }
     }
-    sim.spec = initial;
-    sim.queue.clear();
-    sim.account_gpu();
 
-    let end = us(sc.duration_s);
-    let scrape_us = p.scaler.scrape_interval_ms * 1000;
-    match policy {
-        Policy::KedaLlmScaler => {
-            sim.at(scrape_us, Ev::ScalerTick);
-            sim.at(us(p.polling_s), Ev::KedaPoll);
-            sim.at(us(p.hpa_sync_s), Ev::HpaSync);
-        }
-        Policy::KedaPrometheusTtft | Policy::KedaPrometheusQueue | Policy::HpaKv => {
-            sim.at(us(p.prom_scrape_s), Ev::PromScrape);
-            sim.at(us(p.hpa_sync_s), Ev::HpaSync);
-        }
-        Policy::Oracle => sim.at(60_000_000, Ev::OracleMinute),
-        Policy::StaticPeak | Policy::StaticMean => {}
-    }
-    sim.at(0, Ev::Sample);
-
-    let mut next_req = 0usize;
-    loop {
-        let next_ev = sim.queue.peek().map(|Reverse((t, _, _))| *t);
-        let next_arrival = sc.requests.get(next_req).map(|r| r.arrival_us);
-        let take_arrival = match (next_arrival, next_ev) {
-            (Some(a), Some(e)) => a <= e,
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
-        if take_arrival {
-            let a = next_arrival.unwrap_or(end);
-            if a >= end {
-                next_req = n;
+    /// Processes arrivals and events strictly before `until`.
+    fn advance(&mut self, until: u64, mut auto: Option<&mut dyn Autoscaler>) {
+        let arrivals_end = self.end_us();
+        loop {
+            let next_ev = self.queue.peek().map(|Reverse((t, _, _))| *t);
+            let next_arrival = self
+                .sc
+                .requests
+                .get(self.next_req)
+                .map(|r| r.arrival_us)
+                .filter(|&a| a < arrivals_end);
+            let take_arrival = match (next_arrival, next_ev) {
+                (Some(a), Some(e)) => a <= e,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if take_arrival {
+                let a = next_arrival.unwrap_or(until);
+                if a >= until {
+                    break;
+                }
+                self.now = a;
+                let r = self.next_req;
+                self.next_req += 1;
+                self.arrive(r);
                 continue;
             }
-            sim.now = a;
-            sim.arrive(next_req);
-            next_req += 1;
-            continue;
-        }
-        let Some(Reverse((t, _, ev))) = sim.queue.pop() else {
-            break;
-        };
-        if t >= end {
-            sim.now = end;
-            break;
-        }
-        sim.now = t;
-        match ev {
-            Ev::StepEnd { pod, epoch } => {
-                if sim.pods[pod].phase != Phase::Ready || sim.pods[pod].epoch != epoch {
-                    continue;
+            let Some(&Reverse((t, _, _))) = self.queue.peek() else {
+                break;
+            };
+            if t >= until {
+                break;
+            }
+            let Some(Reverse((t, _, ev))) = self.queue.pop() else {
+                break;
+            };
+            self.now = t;
+            match ev {
+                Ev::StepEnd { pod, epoch } => {
+                    if self.pods[pod].phase != Phase::Ready || self.pods[pod].epoch != epoch {
+                        continue;
+                    }
+                    self.step_end(pod, t);
+                    self.kick(pod);
                 }
-                let mut events = std::mem::take(&mut sim.events);
-                sim.pods[pod].worker.end_step(t, &mut events);
-                let overhead = p.engine.api_overhead_s;
-                for e in events.drain(..) {
-                    match e {
-                        EngineEvent::FirstToken { id } => {
-                            sim.first_token[id as usize] = t;
-                            let arrived = sc.requests[id as usize].arrival_us;
-                            sim.frontend
-                                .first_token((t - arrived) as f64 / 1e6 + overhead);
+                Ev::EngineArrive { pod, epoch } => {
+                    if self.pods[pod].epoch != epoch {
+                        continue;
+                    }
+                    let Some(req) = self.pods[pod].api.pop_front() else {
+                        continue;
+                    };
+                    if self.fate[req] != PENDING {
+                        continue;
+                    }
+                    let r = self.sc.requests[req];
+                    self.pods[pod]
+                        .worker
+                        .enqueue(req as u64, r.arrival_us, r.prompt, r.generate);
+                    if !self.pods[pod].worker.is_stepping() {
+                        self.kick(pod);
+                    }
+                }
+                Ev::PodReady { pod } => {
+                    if self.pods[pod].phase == Phase::Starting {
+                        self.pods[pod].phase = Phase::Ready;
+                        self.drain_gateway();
+                    }
+                }
+                Ev::NodeReady { node } => {
+                    self.nodes[node].ready = true;
+                    match self.nodes[node].pod {
+                        Some(pod) if self.pods[pod].phase == Phase::WaitingNode => {
+                            self.start_pod(pod);
+                            self.account_gpu();
                         }
-                        EngineEvent::Finished { id } => {
-                            sim.finished[id as usize] = t;
-                            sim.frontend.inflight = sim.frontend.inflight.saturating_sub(1);
-                            sim.frontend.completed += 1;
+                        _ => {
+                            self.nodes[node].pod = None;
+                            self.nodes[node].empty_since_us = Some(t);
                         }
                     }
                 }
-                sim.events = events;
-                sim.kick(pod);
-            }
-            Ev::PodReady { pod } => {
-                if sim.pods[pod].phase == Phase::Starting {
-                    sim.pods[pod].phase = Phase::Ready;
-                    while let Some(req) = sim.gateway.pop_front() {
-                        sim.route(req);
+                Ev::PromScrape => {
+                    self.prom_scrape();
+                    self.at(t + self.prom_scrape_us, Ev::PromScrape);
+                }
+                Ev::Clock { k } => {
+                    if let Some(a) = auto.as_deref_mut() {
+                        self.tick(a, k);
                     }
+                    let period = self.clocks[k];
+                    self.at(t + period, Ev::Clock { k });
+                }
+                Ev::Sweep => {
+                    self.sweep_gateway();
+                    self.at(t + SWEEP_US, Ev::Sweep);
+                }
+                Ev::Sample => {
+                    self.sample();
+                    self.release_idle_nodes();
+                    self.at(t + us(self.p.sample_s), Ev::Sample);
                 }
             }
-            Ev::NodeReady { node } => {
-                sim.nodes[node].ready = true;
-                match sim.nodes[node].pod {
-                    Some(pod) if sim.pods[pod].phase == Phase::WaitingNode => {
-                        sim.pods[pod].phase = Phase::Starting;
-                        sim.pods[pod].gpu_since_us = Some(t);
-                        sim.account_gpu();
-                        sim.at(t + us(p.pod_start_s), Ev::PodReady { pod });
+        }
+        self.now = self.now.max(until.min(self.drain_end()));
+    }
+
+    fn drain_end(&self) -> u64 {
+        self.end_us() + us(self.p.client_timeout_s) + DRAIN_EXTRA_US
+    }
+
+    /// Starts the fleet at `initial` serving pods on warm nodes, and the recurring events.
+    fn boot(&mut self, initial: u32, clocks: Vec<u64>, prom_scrape_us: Option<u64>) {
+        if let Some(np) = &self.p.nodes {
+            for _ in 0..np.warm_nodes.max(initial) {
+                self.nodes.push(Node {
+                    ready: true,
+                    pod: None,
+                    empty_since_us: Some(0),
+                    gone: false,
+                    warm: true,
+                });
+            }
+        }
+        self.force_ready(initial);
+        self.queue.clear();
+        self.clocks = clocks;
+        if let Some(s) = prom_scrape_us {
+            self.prom_scrape_us = s.max(1000);
+        }
+        for k in 0..self.clocks.len() {
+            let period = self.clocks[k].max(1);
+            self.clocks[k] = period;
+            self.at(period, Ev::Clock { k });
+        }
+        self.at(self.prom_scrape_us, Ev::PromScrape);
+        self.at(SWEEP_US, Ev::Sweep);
+        self.at(0, Ev::Sample);
+    }
+
+    /// Share of the requests that arrived in `[from, to)` that are good, or provisionally
+    /// good (a first token within the SLO and not yet failed).
+    fn good_rate_between(&self, from: u64, to: u64) -> f64 {
+        let reqs = &self.sc.requests;
+        let start = reqs.partition_point(|r| r.arrival_us < from);
+        let end = reqs.partition_point(|r| r.arrival_us < to);
+        if end <= start {
+            return 1.0;
+        }
+        let slo = &self.p.slo;
+        let good = (start..end)
+            .filter(|&i| {
+                let r = reqs[i];
+                let ttft_ok = |t: u64| {
+                    (t - r.arrival_us) as f64 / 1e6 + self.p.engine.frontend_latency_s <= slo.ttft_s
+                };
+                match self.fate[i] {
+                    PENDING => {
+                        if self.first_token[i] == u64::MAX {
+                            (self.now.saturating_sub(r.arrival_us)) as f64 / 1e6 <= slo.ttft_s
+                        } else {
+                            ttft_ok(self.first_token[i])
+                        }
                     }
-                    _ => {
-                        sim.nodes[node].pod = None;
-                        sim.nodes[node].empty_since_us = Some(t);
-                    }
+                    code => self.served(i, fate_of(code)).good(slo),
                 }
-            }
-            Ev::ScalerTick => {
-                sim.scaler_tick();
-                sim.at(t + scrape_us, Ev::ScalerTick);
-            }
-            Ev::PromScrape => {
-                sim.prom_scrape();
-                sim.at(t + us(p.prom_scrape_s), Ev::PromScrape);
-            }
-            Ev::KedaPoll => {
-                let active = active_answer(sim.snapshot.as_ref());
-                let ok = metric_answer(sim.snapshot.as_ref()).is_ok() && active.is_ok();
-                sim.keda.poll(ok);
-                // A fallback-active trigger counts as active (keda-protocol.md §2.7).
-                let fallback_active = sim.keda.failures() > 3;
-                let is_active = active.unwrap_or(false) || fallback_active;
-                if let Some(n) = sim.executor.request_scale(
-                    t / 1000,
-                    sim.spec,
-                    is_active,
-                    !ok && !fallback_active,
-                ) {
-                    sim.set_spec(n);
-                }
-                sim.at(t + us(p.polling_s), Ev::KedaPoll);
-            }
-            Ev::HpaSync => {
-                sim.hpa_sync();
-                sim.at(t + us(p.hpa_sync_s), Ev::HpaSync);
-            }
-            Ev::OracleMinute => {
-                let m = (t / 60_000_000) as usize;
-                if let Some(&want) = sim.oracle.per_minute.get(m) {
-                    let before = sim.pods.len();
-                    sim.set_spec(want);
-                    // Clairvoyant: its new pods serve at once.
-                    let fresh: Vec<usize> = (before..sim.pods.len()).collect();
-                    for i in fresh {
-                        sim.pods[i].phase = Phase::Ready;
-                        sim.pods[i].gpu_since_us.get_or_insert(t);
-                        sim.pods[i].epoch += 1;
-                    }
-                    sim.account_gpu();
-                    while let Some(req) = sim.gateway.pop_front() {
-                        sim.route(req);
-                    }
-                }
-                sim.at(t + 60_000_000, Ev::OracleMinute);
-            }
-            Ev::Sample => {
-                sim.sample();
-                sim.release_idle_nodes();
-                sim.at(t + us(p.sample_s), Ev::Sample);
-            }
+            })
+            .count();
+        good as f64 / (end - start) as f64
+    }
+
+    fn served(&self, i: usize, fate: Fate) -> Served {
+        let r = self.sc.requests[i];
+        let latency = us(self.p.engine.frontend_latency_s);
+        let ft = self.first_token[i];
+        let fin = self.finished[i];
+        Served {
+            arrival_us: r.arrival_us,
+            ttft_us: (ft != u64::MAX).then(|| ft - r.arrival_us + latency),
+            decode_us: (fate == Fate::Completed && fin != u64::MAX && ft != u64::MAX)
+                .then(|| fin - ft),
+            generated: r.generate,
+            fate,
         }
     }
+}
+
+/// Runs `auto` on one scenario from the steady fleet `plan` gives, and scores it.
+pub fn run(
+    mut auto: Box<dyn Autoscaler + '_>,
+    name: &str,
+    sc: &Scenario,
+    p: &SimParams,
+    plan: &OraclePlan,
+    seed: u64,
+) -> RunResult {
+    let mut sim = Sim::new(p, sc, seed);
+    let initial = auto
+        .initial_replicas(plan.steady_start())
+        .clamp(p.min_replicas.max(1), p.max_replicas);
+    let clocks = auto.clocks_ms().into_iter().map(|ms| ms * 1000).collect();
+    sim.boot(
+        initial,
+        clocks,
+        auto.prometheus_scrape_ms().map(|ms| ms * 1000),
+    );
+    let end = sim.drain_end();
+    sim.advance(end, Some(auto.as_mut()));
     sim.now = end;
     sim.account_gpu();
+    let extras = auto.finish();
 
-    let overhead = us(p.engine.api_overhead_s);
-    let served: Vec<Served> = sc
-        .requests
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.arrival_us < end)
-        .map(|(i, r)| Served {
-            arrival_us: r.arrival_us,
-            ttft_us: (sim.first_token[i] != u64::MAX)
-                .then(|| sim.first_token[i] - r.arrival_us + overhead),
-            decode_us: (sim.finished[i] != u64::MAX && sim.first_token[i] != u64::MAX)
-                .then(|| sim.finished[i] - sim.first_token[i]),
-            generated: r.generate,
-        })
+    let served: Vec<Served> = (0..sc.requests.len())
+        .filter(|&i| sc.requests[i].arrival_us < sim.end_us())
+        .map(|i| sim.served(i, fate_of(sim.fate[i])))
         .collect();
     let scores = score(
-        policy.name(),
+        name,
         RunFacts {
             served: &served,
             actions: &sim.actions,
             outages: &sc.outages,
             onsets: &sc.onsets,
+            from_s: p.warmup_s.min(sc.duration_s),
             duration_s: sc.duration_s,
-            slo_s: p.slo_s,
-            gpu_seconds: sim.gpu_us as f64 / 1e6,
-            oracle_gpu_hours: oracle.gpu_hours(sc.duration_s),
+            slo: p.slo,
+            gpu_seconds: sim.scored_gpu_us as f64 / 1e6,
+            oracle_gpu_hours: plan.gpu_hours(p.warmup_s, sc.duration_s),
             peak_replicas: sim.peak,
-            dropped: sim.dropped,
         },
     );
     let ttft_p95_by_minute = super::score::window_p95(&served, 60.0, sc.duration_s);
@@ -1083,9 +1140,70 @@ pub fn run(
         scores,
         timeline: sim.timeline,
         ttft_p95_by_minute,
-        decisions: sim.decisions,
+        decisions: extras.decisions,
         actions: sim.actions,
         served,
-        frames: sim.recorded,
+        frames: extras.frames,
+    }
+}
+
+/// Seconds of the next minute the oracle's search lets run with a candidate size, so that the
+/// minute's last arrivals have their first token (or have missed it) before they are judged.
+const ORACLE_TAIL_US: u64 = 10_000_000;
+
+/// Sizes the clairvoyant, SLO-feasible plan for `sc` and `seed`: minute by minute, the fewest
+/// replicas (within the bounds) whose minute reaches `p.oracle_target` good requests, starting
+/// from the fleet and queues the chosen plan left at the end of the minute before. Each
+/// candidate is tried on a copy of the whole simulation, pods serving from the minute's start
+/// (the plan is executed by asking for them one pod start ahead).
+pub fn plan_oracle(sc: &Scenario, p: &SimParams, seed: u64) -> OraclePlan {
+    let minutes = (sc.duration_s / 60.0).ceil().max(1.0) as usize;
+    let (lo, hi) = (p.min_replicas.max(1), p.max_replicas.max(1));
+    let mut base = Sim::new(p, sc, seed);
+    base.boot(lo, Vec::new(), None);
+    let mut per_minute = Vec::with_capacity(minutes);
+    let mut infeasible = 0u32;
+    let mut prev = lo;
+    for m in 0..minutes {
+        let start = m as u64 * 60_000_000;
+        let end = ((m + 1) as u64 * 60_000_000).min(base.end_us().max(start + 1));
+        // A candidate is judged on its own minute and on the minute before, whose requests
+        // still in flight a removal would kill.
+        let before = start.saturating_sub(60_000_000);
+        let meets = |n: u32| {
+            let mut trial = base.clone();
+            trial.force_ready(n);
+            trial.advance(end + ORACLE_TAIL_US, None);
+            trial.good_rate_between(start, end) >= p.oracle_target
+                && (m == 0 || trial.good_rate_between(before, start) >= p.oracle_target)
+        };
+        // Gallop from the previous minute's size: most minutes move by one replica or none.
+        let n = if meets(prev) {
+            let mut n = prev;
+            while n > lo && meets(n - 1) {
+                n -= 1;
+            }
+            n
+        } else {
+            let mut n = prev + 1;
+            while n <= hi && !meets(n) {
+                n += 1;
+            }
+            if n > hi {
+                infeasible += 1;
+                hi
+            } else {
+                n
+            }
+        };
+        base.force_ready(n);
+        base.advance(end, None);
+        per_minute.push(n);
+        prev = n;
+    }
+    OraclePlan {
+        per_minute,
+        target: p.oracle_target,
+        infeasible_minutes: infeasible,
     }
 }

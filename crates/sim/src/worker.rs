@@ -3,7 +3,8 @@
 //! linear step-time model calibrated in `docs/simulator.md`. It renders `/metrics` with the
 //! family names, types, buckets and labels of vLLM 0.19 (V1), so the scaler's real parser reads it.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::fmt::Write as _;
 
 /// vLLM 0.19's `time_to_first_token_seconds` buckets (as in the captured `/metrics`).
@@ -12,23 +13,107 @@ pub const TTFT_BUCKETS: [f64; 22] = [
     20.0, 40.0, 80.0, 160.0, 640.0, 2560.0,
 ];
 
+/// vLLM 0.19's `inter_token_latency_seconds` buckets.
+pub const ITL_BUCKETS: [f64; 19] = [
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0,
+    40.0, 80.0,
+];
+
 /// vLLM 0.19's `e2e_request_latency_seconds` buckets.
 pub const E2E_BUCKETS: [f64; 21] = [
     0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0,
     480.0, 960.0, 1920.0, 7680.0,
 ];
 
-/// Engine constants. Defaults are the Qwen3-0.6B / H100 calibration (docs/simulator.md).
+/// The GPU a worker runs on: what sets its KV capacity, HBM bandwidth and compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Gpu {
+    /// H100 NVL 94 GB, the GPU of Azure NC40ads_H100_v5 (the reference node).
+    H100Nvl,
+    /// H100 SXM 80 GB.
+    H100Sxm,
+    /// H200 141 GB.
+    H200,
+}
+
+impl Gpu {
+    /// Every GPU, by its command-line name.
+    pub const ALL: [Gpu; 3] = [Gpu::H100Nvl, Gpu::H100Sxm, Gpu::H200];
+
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Gpu::H100Nvl => "h100-nvl",
+            Gpu::H100Sxm => "h100-sxm",
+            Gpu::H200 => "h200",
+        }
+    }
+
+    /// Parses a command-line name.
+    pub fn from_name(s: &str) -> Option<Gpu> {
+        Gpu::ALL.into_iter().find(|g| g.name() == s)
+    }
+
+    /// KV tokens at `gpu_memory_utilization` 0.9 (engine-model.md, "KV capacity").
+    pub fn kv_capacity_tokens(self) -> u64 {
+        match self {
+            Gpu::H100Nvl => 760_000,
+            Gpu::H100Sxm => 640_000,
+            Gpu::H200 => 1_150_000,
+        }
+    }
+
+    /// HBM bandwidth, bytes per second.
+    pub fn hbm_bytes_per_s(self) -> f64 {
+        match self {
+            Gpu::H100Nvl => 3.9e12,
+            Gpu::H100Sxm => 3.35e12,
+            Gpu::H200 => 4.8e12,
+        }
+    }
+
+    /// Sustained prefill FLOP/s: calibrated on H100 SXM so that 1 k and 32 k prompts run at the
+    /// derived ~440 k and ~95 k tokens/s; NVL has ~0.85x the dense peak, H200 the SXM's compute.
+    pub fn prefill_flop_per_s(self) -> f64 {
+        match self {
+            Gpu::H100Nvl => 0.85 * H100_SXM_PREFILL_FLOP_S,
+            Gpu::H100Sxm | Gpu::H200 => H100_SXM_PREFILL_FLOP_S,
+        }
+    }
+}
+
+/// Sustained prefill FLOP/s of an H100 SXM on Qwen3-0.6B (see [`Gpu::prefill_flop_per_s`]).
+const H100_SXM_PREFILL_FLOP_S: f64 = 4.4e14;
+
+/// Engine constants. Defaults are the Qwen3-0.6B / H100 NVL model of
+/// `../shared/docs/engine-model.md`, explained beside its anchors in docs/simulator.md.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineParams {
-    /// Fixed cost of one engine step, seconds.
-    pub step_base_s: f64,
-    /// Cost per prefill token in a step, seconds.
-    pub prefill_token_s: f64,
-    /// Cost per decoding sequence in a step, seconds.
-    pub decode_seq_s: f64,
-    /// Client-side time outside the engine (HTTP, tokenisation, first-token delivery), seconds.
-    pub api_overhead_s: f64,
+    /// The GPU.
+    pub gpu: Gpu,
+    /// Weights read once per step, bytes (~596 M parameters in bf16).
+    pub weight_bytes: f64,
+    /// KV cache bytes per token (2 x 28 layers x 8 KV heads x 128 x 2 B).
+    pub kv_bytes_per_token: f64,
+    /// Share of HBM bandwidth a decode step achieves.
+    pub hbm_efficiency: f64,
+    /// Linear (non-attention) work per token, FLOP.
+    pub linear_flop_per_token: f64,
+    /// Attention work per token per token of context, FLOP.
+    pub attention_flop_per_token_ctx: f64,
+    /// Fixed host-side cost of one engine step (scheduling, sampling, launch), seconds.
+    pub step_overhead_s: f64,
+    /// Per-sequence cost of a step (sampling, detokenisation), seconds.
+    pub per_seq_s: f64,
+    /// Shortest step (the measured ITL median at low load), seconds.
+    pub min_step_s: f64,
+    /// Client-visible latency outside the engine that costs no capacity (HTTP, network,
+    /// first-token delivery), seconds.
+    pub frontend_latency_s: f64,
+    /// Work of the API server per request (tokenisation, streaming); one API process serves
+    /// requests one after another, so its rate is `1 / frontend_service_s`, seconds.
+    pub frontend_service_s: f64,
     /// `max_num_seqs`.
     pub max_num_seqs: usize,
     /// `max_num_batched_tokens` (the per-step token budget).
@@ -43,30 +128,68 @@ pub struct EngineParams {
 
 impl Default for EngineParams {
     fn default() -> Self {
-        EngineParams {
-            step_base_s: 2.0e-3,
-            prefill_token_s: 15.5e-6,
-            decode_seq_s: 15.0e-6,
-            api_overhead_s: 0.028,
-            max_num_seqs: 256,
-            max_batched_tokens: 8192,
-            // 112 KiB per token, ~63.5 GB of KV at gpu-memory-utilization 0.9 on an 80 GB H100.
-            kv_capacity_tokens: 580_000,
-            block_size: 16,
-            model: "Qwen/Qwen3-0.6B".to_string(),
-        }
+        EngineParams::for_gpu(Gpu::H100Nvl)
     }
 }
 
 impl EngineParams {
+    /// The Qwen3-0.6B model on `gpu`, with vLLM V1's scheduler defaults for >= 70 GiB GPUs.
+    pub fn for_gpu(gpu: Gpu) -> EngineParams {
+        EngineParams {
+            gpu,
+            weight_bytes: 1.19e9,
+            kv_bytes_per_token: 114_688.0,
+            hbm_efficiency: 0.8,
+            linear_flop_per_token: 0.88e9,
+            attention_flop_per_token_ctx: 229_376.0,
+            step_overhead_s: 0.6e-3,
+            per_seq_s: 2.0e-6,
+            min_step_s: 2.0e-3,
+            frontend_latency_s: 0.025,
+            frontend_service_s: 1.0 / 95.0,
+            max_num_seqs: 1024,
+            max_batched_tokens: 8192,
+            kv_capacity_tokens: gpu.kv_capacity_tokens(),
+            block_size: 16,
+            model: "Qwen/Qwen3-0.6B".to_string(),
+        }
+    }
+
+    /// Compute time of prefilling `n` tokens that follow `before` tokens of the same
+    /// sequence: the linear term plus attention over the context each token sees.
+    pub fn prefill_s(&self, before: u32, n: u32) -> f64 {
+        let n = f64::from(n);
+        let ctx = f64::from(before) + n / 2.0;
+        n * (self.linear_flop_per_token + self.attention_flop_per_token_ctx * ctx)
+            / self.gpu.prefill_flop_per_s()
+    }
+
+    /// Duration of one step that prefills `prefill_flop_s` worth of compute and decodes `seqs`
+    /// sequences whose KV holds `kv_tokens` tokens.
+    pub fn step_s(&self, prefill_s: f64, seqs: usize, kv_tokens: u64) -> f64 {
+        let read = (self.weight_bytes + kv_tokens as f64 * self.kv_bytes_per_token)
+            / (self.hbm_efficiency * self.gpu.hbm_bytes_per_s());
+        (self.step_overhead_s + read + seqs as f64 * self.per_seq_s + prefill_s)
+            .max(self.min_step_s)
+    }
+
     /// Steady-state request rate one worker sustains for a length mix while each step stays
-    /// under `max_step_s` (an inter-token latency bound), from the step-time model.
+    /// under `max_step_s`, from the step model (a planner's "plant"; see docs/simulator.md).
     pub fn capacity_rps(&self, mean_prompt: f64, mean_generate: f64, max_step_s: f64) -> f64 {
-        // Per second: steps * base + rate * (prompt * b + generate * c) = 1, with
-        // steps = 1 / max_step_s at the bound.
-        let steps = 1.0 / max_step_s;
-        let per_req = mean_prompt * self.prefill_token_s + mean_generate * self.decode_seq_s;
-        ((1.0 - steps * self.step_base_s) / per_req).max(0.0)
+        // Per second of GPU time: steps x fixed read + rate x (prefill + decode KV reads) = 1,
+        // with the batch and context at their steady-state size.
+        let steps = 1.0 / max_step_s.max(self.min_step_s);
+        let fixed = self.step_overhead_s
+            + self.weight_bytes / (self.hbm_efficiency * self.gpu.hbm_bytes_per_s());
+        let prefill = self.prefill_s(0, mean_prompt.max(1.0) as u32);
+        let ctx = mean_prompt + mean_generate / 2.0;
+        let per_token_read = ctx * self.kv_bytes_per_token
+            / (self.hbm_efficiency * self.gpu.hbm_bytes_per_s())
+            + self.per_seq_s;
+        let per_req = prefill + mean_generate * per_token_read;
+        ((1.0 - steps * fixed) / per_req)
+            .max(0.0)
+            .min(1.0 / self.frontend_service_s)
     }
 }
 
@@ -81,7 +204,6 @@ struct Seq {
     generated: u32,
     kv: u32,
     first_token: bool,
-    scheduled: u32,
 }
 
 /// Something the driver must know about after a step.
@@ -120,6 +242,12 @@ pub struct Counters {
     pub generation_tokens: u64,
     /// Requests refused because they cannot fit the KV cache at all.
     pub rejected: u64,
+    /// Inter-token latency bucket counts, one per decoded token (index 19 = +Inf).
+    pub itl_buckets: [u64; 20],
+    /// Inter-token latency sum, seconds.
+    pub itl_sum: f64,
+    /// Requests the client gave up on (timeouts).
+    pub aborted: u64,
 }
 
 fn bucket_index(bounds: &[f64], v: f64) -> usize {
@@ -127,15 +255,57 @@ fn bucket_index(bounds: &[f64], v: f64) -> usize {
 }
 
 /// One engine.
+///
+/// The batch is kept in aggregate so that a step costs what changes in it, not the batch
+/// size: decoding sequences all gain one token per step, so each is stored with the step it
+/// joined the decode and the step it will finish, the fleet-wide KV of decoders is one sum,
+/// and a heap yields the sequences that finish. Prefilling sequences (a few per step at most)
+/// are walked. The schedule is vLLM V1's with decodes served first: every running decode gets
+/// its token, then prefill chunks in admission order take the rest of the token budget, then
+/// waiting requests are admitted while budget, `max_num_seqs` and KV allow; out of KV, the
+/// most recently admitted sequence is preempted (recompute).
 #[derive(Debug, Clone)]
 pub struct Worker {
     waiting: VecDeque<Seq>,
-    running: Vec<Seq>,
+    slots: Vec<Slot>,
+    free: Vec<usize>,
+    /// Running slots in admission order (entries of freed slots are skipped by generation).
+    order: Vec<(usize, u32)>,
+    /// Slots prefilling, in admission order.
+    prefilling: Vec<usize>,
+    /// (finish step, slot, generation) of decoding sequences.
+    finishing: BinaryHeap<Reverse<(u64, usize, u32)>>,
+    decoders: usize,
+    decode_kv: u64,
     kv_used: u64,
+    /// Steps completed.
+    step_no: u64,
     stepping: bool,
+    /// This step's prefill chunks (slot, generation, tokens) and decoders.
+    chunks: Vec<(usize, u32, u32)>,
+    step_decoders: usize,
     step_prefill: u64,
+    step_us: u64,
+    rejected_ids: Vec<u64>,
     /// Cumulative counters.
     pub counters: Counters,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Prefill,
+    /// Decoding since the end of step `since`, with `kv` tokens and `generated` tokens then.
+    Decode {
+        since: u64,
+    },
+    Free,
+}
+
+#[derive(Debug, Clone)]
+struct Slot {
+    seq: Seq,
+    state: State,
+    generation: u32,
 }
 
 impl Default for Worker {
@@ -149,10 +319,21 @@ impl Worker {
     pub fn new() -> Worker {
         Worker {
             waiting: VecDeque::new(),
-            running: Vec::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            order: Vec::new(),
+            prefilling: Vec::new(),
+            finishing: BinaryHeap::new(),
+            decoders: 0,
+            decode_kv: 0,
             kv_used: 0,
+            step_no: 0,
             stepping: false,
+            chunks: Vec::new(),
+            step_decoders: 0,
             step_prefill: 0,
+            step_us: 0,
+            rejected_ids: Vec::new(),
             counters: Counters::default(),
         }
     }
@@ -164,7 +345,7 @@ impl Worker {
 
     /// Requests in the running batch.
     pub fn running(&self) -> usize {
-        self.running.len()
+        self.prefilling.len() + self.decoders
     }
 
     /// KV usage fraction.
@@ -188,163 +369,309 @@ impl Worker {
             generated: 0,
             kv: 0,
             first_token: false,
-            scheduled: 0,
         });
+    }
+
+    /// A decoding slot's sequence as of now (its tokens since it joined the decode added).
+    fn current(&self, slot: usize) -> Seq {
+        let s = &self.slots[slot];
+        let mut seq = s.seq.clone();
+        if let State::Decode { since } = s.state {
+            let gained = (self.step_no - since) as u32;
+            seq.generated += gained;
+            seq.kv += gained;
+        }
+        seq
+    }
+
+    /// Takes `slot` out of the batch, returning its sequence as of now.
+    fn release(&mut self, slot: usize) -> Seq {
+        let seq = self.current(slot);
+        match self.slots[slot].state {
+            State::Decode { .. } => {
+                self.decoders -= 1;
+                self.decode_kv -= u64::from(seq.kv);
+            }
+            State::Prefill => {
+                if let Some(i) = self.prefilling.iter().position(|&x| x == slot) {
+                    self.prefilling.remove(i);
+                }
+            }
+            State::Free => return seq,
+        }
+        self.kv_used -= u64::from(seq.kv);
+        let s = &mut self.slots[slot];
+        s.state = State::Free;
+        s.generation = s.generation.wrapping_add(1);
+        self.free.push(slot);
+        seq
+    }
+
+    fn admit(&mut self, seq: Seq) -> usize {
+        let slot = match self.free.pop() {
+            Some(i) => {
+                self.slots[i].seq = seq;
+                self.slots[i].state = State::Prefill;
+                i
+            }
+            None => {
+                self.slots.push(Slot {
+                    seq,
+                    state: State::Prefill,
+                    generation: 0,
+                });
+                self.slots.len() - 1
+            }
+        };
+        self.order.push((slot, self.slots[slot].generation));
+        self.prefilling.push(slot);
+        slot
+    }
+
+    /// Every running slot, newest first would be `order` reversed; this is the live set.
+    fn live_slots(&self) -> impl Iterator<Item = usize> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.state != State::Free)
+            .map(|(i, _)| i)
     }
 
     /// Every request this engine holds, with whether it has produced its first token
     /// (what is lost when the pod is removed).
     pub fn drain(&mut self) -> Vec<(u64, bool)> {
-        let out = self
-            .running
-            .drain(..)
-            .chain(self.waiting.drain(..))
-            .map(|s| (s.id, s.first_token))
-            .collect();
-        self.kv_used = 0;
-        self.stepping = false;
+        let mut out = Vec::new();
+        self.drain_into(&mut out);
         out
     }
 
-    fn preempt(&mut self, idx: usize) {
-        let mut s = self.running.remove(idx);
-        self.kv_used -= u64::from(s.kv);
-        // Recompute mode: the prompt and what was generated are prefilled again.
-        s.prefill = s.prefill.saturating_add(s.generated);
-        s.generate = s.generate.saturating_sub(s.generated).max(1);
-        s.generated = 0;
-        s.prefilled = 0;
-        s.kv = 0;
-        s.scheduled = 0;
-        self.counters.preemptions += 1;
-        self.waiting.push_front(s);
+    /// [`Self::drain`] into `out`.
+    pub fn drain_into(&mut self, out: &mut Vec<(u64, bool)>) {
+        let live: Vec<usize> = self.live_slots().collect();
+        for slot in live {
+            let s = self.release(slot);
+            out.push((s.id, s.first_token));
+        }
+        out.extend(self.waiting.drain(..).map(|s| (s.id, s.first_token)));
+        self.order.clear();
+        self.finishing.clear();
+        self.kv_used = 0;
+        self.stepping = false;
+    }
+
+    /// Ids of the requests refused since the last call (prompts larger than the KV cache).
+    pub fn take_rejected(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.rejected_ids)
+    }
+
+    /// Removes every request that arrived before `cutoff_us` (its client gave up), appending
+    /// its id and whether it had its first token to `out`.
+    pub fn cancel_arrived_before(&mut self, cutoff_us: u64, out: &mut Vec<(u64, bool)>) {
+        if self.stepping {
+            // A step in flight owns its batch; the sweep comes back after it.
+            return;
+        }
+        let before = out.len();
+        let old: Vec<usize> = self
+            .live_slots()
+            .filter(|&i| self.slots[i].seq.arrival_us < cutoff_us)
+            .collect();
+        for slot in old {
+            let s = self.release(slot);
+            out.push((s.id, s.first_token));
+        }
+        self.waiting.retain(|s| {
+            if s.arrival_us < cutoff_us {
+                out.push((s.id, s.first_token));
+                false
+            } else {
+                true
+            }
+        });
+        self.counters.aborted += (out.len() - before) as u64;
+    }
+
+    /// Preempts the most recently admitted running sequence (recompute mode: its prompt and
+    /// what it generated are prefilled again); false when nothing runs.
+    fn preempt_newest(&mut self) -> bool {
+        while let Some((slot, generation)) = self.order.pop() {
+            let s = &self.slots[slot];
+            if s.generation != generation || s.state == State::Free {
+                continue;
+            }
+            let mut seq = self.release(slot);
+            seq.prefill = seq.prefill.saturating_add(seq.generated);
+            seq.generate = seq.generate.saturating_sub(seq.generated).max(1);
+            seq.generated = 0;
+            seq.prefilled = 0;
+            seq.kv = 0;
+            self.counters.preemptions += 1;
+            self.waiting.push_front(seq);
+            return true;
+        }
+        false
     }
 
     /// Plans the next step; returns its duration in microseconds, or `None` when idle.
     pub fn begin_step(&mut self, p: &EngineParams) -> Option<u64> {
-        if self.running.is_empty() && self.waiting.is_empty() {
+        if self.running() == 0 && self.waiting.is_empty() {
             self.stepping = false;
             return None;
         }
         let cap = p.kv_capacity_tokens;
-        let mut budget = p.max_batched_tokens;
+        // Decodes first: each needs one more KV slot.
+        while self.decoders > 0 && self.kv_used + self.decoders as u64 > cap {
+            if !self.preempt_newest() {
+                break;
+            }
+        }
+        let decoders = self.decoders;
+        let mut budget = p.max_batched_tokens.saturating_sub(decoders as u32);
+        let mut prefill_s = 0.0;
         let mut prefill: u64 = 0;
-        let mut decode: u64 = 0;
+        self.chunks.clear();
         let mut i = 0;
-        while i < self.running.len() {
-            let s = &self.running[i];
-            let want = if s.prefilled < s.prefill {
-                (s.prefill - s.prefilled).min(budget)
-            } else {
-                1.min(budget)
-            };
-            if want == 0 {
-                self.running[i].scheduled = 0;
-                i += 1;
+        while i < self.prefilling.len() && budget > 0 {
+            let slot = self.prefilling[i];
+            let s = &self.slots[slot].seq;
+            let want = (s.prefill - s.prefilled).min(budget);
+            if self.kv_used + decoders as u64 + u64::from(want) > cap {
+                // Out of KV: the newest sequence goes back to the queue (maybe this one).
+                if !self.preempt_newest() {
+                    break;
+                }
+                if let Some(at) = self.prefilling.iter().position(|&x| x == slot) {
+                    i = at;
+                }
                 continue;
             }
-            // Out of KV: preempt the most recently admitted sequence (vLLM's LIFO order).
-            if self.kv_used + u64::from(want) > cap {
-                let last = self.running.len() - 1;
-                self.preempt(last);
-                continue;
-            }
-            let s = &mut self.running[i];
-            if s.prefilled < s.prefill {
-                prefill += u64::from(want);
-            } else {
-                decode += 1;
-            }
-            s.scheduled = want;
+            prefill_s += p.prefill_s(s.prefilled, want);
+            let generation = self.slots[slot].generation;
+            let s = &mut self.slots[slot].seq;
             s.kv += want;
             self.kv_used += u64::from(want);
             budget -= want;
+            prefill += u64::from(want);
+            self.chunks.push((slot, generation, want));
             i += 1;
         }
-        while budget > 0 && self.running.len() < p.max_num_seqs {
+        while budget > 0 && self.running() < p.max_num_seqs {
             let Some(front) = self.waiting.front() else {
                 break;
             };
             let want = (front.prefill - front.prefilled).min(budget);
-            if self.kv_used + u64::from(want) > cap {
+            if self.kv_used + decoders as u64 + u64::from(want) > cap {
                 break;
             }
             let Some(mut s) = self.waiting.pop_front() else {
                 break;
             };
-            s.scheduled = want;
+            prefill_s += p.prefill_s(s.prefilled, want);
             s.kv += want;
             self.kv_used += u64::from(want);
             budget -= want;
             prefill += u64::from(want);
-            self.running.push(s);
+            let slot = self.admit(s);
+            self.chunks.push((slot, self.slots[slot].generation, want));
         }
-        if prefill == 0 && decode == 0 {
+        if prefill == 0 && decoders == 0 {
             // Nothing fits even alone (a prompt larger than the whole KV cache): vLLM rejects
             // such a request; it never produces a token.
-            if self.running.is_empty() {
-                self.waiting.pop_front();
+            if self.running() == 0
+                && let Some(s) = self.waiting.pop_front()
+            {
                 self.counters.rejected += 1;
+                self.rejected_ids.push(s.id);
             }
             self.stepping = false;
             return None;
         }
+        // The decoders' new tokens take their KV slots now.
+        self.decode_kv += decoders as u64;
+        self.kv_used += decoders as u64;
         self.stepping = true;
         self.step_prefill = prefill;
-        let secs =
-            p.step_base_s + p.prefill_token_s * prefill as f64 + p.decode_seq_s * decode as f64;
-        Some((secs * 1e6).round().max(1.0) as u64)
+        self.step_decoders = decoders;
+        let secs = p.step_s(prefill_s, self.running(), self.decode_kv);
+        self.step_us = (secs * 1e6).round().max(1.0) as u64;
+        Some(self.step_us)
+    }
+
+    fn finish(&mut self, slot: usize, now_us: u64, out: &mut Vec<Event>) {
+        let s = self.release(slot);
+        let e2e = now_us.saturating_sub(s.arrival_us) as f64 / 1e6;
+        self.counters.e2e_buckets[bucket_index(&E2E_BUCKETS, e2e)] += 1;
+        self.counters.e2e_sum += e2e;
+        self.counters.success += 1;
+        out.push(Event::Finished { id: s.id });
     }
 
     /// Completes the planned step at `now_us`, appending first tokens and completions to `out`.
     pub fn end_step(&mut self, now_us: u64, out: &mut Vec<Event>) {
         self.stepping = false;
+        self.step_no += 1;
+        let step = self.step_no;
         self.counters.prompt_tokens += self.step_prefill;
-        let mut finished_any = false;
-        for s in &mut self.running {
-            if s.scheduled == 0 {
+        let decoded = self.step_decoders as u64;
+        self.counters.generation_tokens += decoded;
+        if decoded > 0 {
+            let itl = self.step_us as f64 / 1e6;
+            self.counters.itl_buckets[bucket_index(&ITL_BUCKETS, itl)] += decoded;
+            self.counters.itl_sum += itl * decoded as f64;
+        }
+        let chunks = std::mem::take(&mut self.chunks);
+        for &(slot, generation, tokens) in &chunks {
+            if self.slots[slot].state != State::Prefill || self.slots[slot].generation != generation
+            {
                 continue;
             }
+            let s = &mut self.slots[slot].seq;
+            s.prefilled += tokens;
             if s.prefilled < s.prefill {
-                s.prefilled += s.scheduled;
-                if s.prefilled >= s.prefill {
-                    // The step that completes the prefill samples the first token.
-                    s.generated += 1;
-                    self.counters.generation_tokens += 1;
-                    if !s.first_token {
-                        s.first_token = true;
-                        let ttft = now_us.saturating_sub(s.arrival_us) as f64 / 1e6;
-                        self.counters.ttft_buckets[bucket_index(&TTFT_BUCKETS, ttft)] += 1;
-                        self.counters.ttft_sum += ttft;
-                        out.push(Event::FirstToken { id: s.id });
-                    }
-                }
-            } else {
-                s.generated += 1;
-                self.counters.generation_tokens += 1;
+                continue;
             }
-            s.scheduled = 0;
+            // The step that completes the prefill samples the first token.
+            s.generated += 1;
+            self.counters.generation_tokens += 1;
+            if !s.first_token {
+                s.first_token = true;
+                let ttft = now_us.saturating_sub(s.arrival_us) as f64 / 1e6;
+                self.counters.ttft_buckets[bucket_index(&TTFT_BUCKETS, ttft)] += 1;
+                self.counters.ttft_sum += ttft;
+                out.push(Event::FirstToken { id: s.id });
+            }
             if s.generated >= s.generate {
-                finished_any = true;
+                self.finish(slot, now_us, out);
+                continue;
+            }
+            let remaining = u64::from(s.generate - s.generated);
+            let kv = u64::from(s.kv);
+            if let Some(i) = self.prefilling.iter().position(|&x| x == slot) {
+                self.prefilling.remove(i);
+            }
+            let generation = self.slots[slot].generation;
+            self.slots[slot].state = State::Decode { since: step };
+            self.decoders += 1;
+            self.decode_kv += kv;
+            self.finishing
+                .push(Reverse((step + remaining, slot, generation)));
+        }
+        self.chunks = chunks;
+        while let Some(&Reverse((at, slot, generation))) = self.finishing.peek() {
+            if at > step {
+                break;
+            }
+            self.finishing.pop();
+            let s = &self.slots[slot];
+            if s.generation == generation && matches!(s.state, State::Decode { .. }) {
+                self.finish(slot, now_us, out);
             }
         }
-        if finished_any {
-            let mut kv_freed = 0u64;
-            let counters = &mut self.counters;
-            self.running.retain(|s| {
-                if s.generated >= s.generate && s.prefilled >= s.prefill {
-                    kv_freed += u64::from(s.kv);
-                    let e2e = now_us.saturating_sub(s.arrival_us) as f64 / 1e6;
-                    counters.e2e_buckets[bucket_index(&E2E_BUCKETS, e2e)] += 1;
-                    counters.e2e_sum += e2e;
-                    counters.success += 1;
-                    out.push(Event::Finished { id: s.id });
-                    false
-                } else {
-                    true
-                }
-            });
-            self.kv_used -= kv_freed;
+        if self.order.len() > 4 * (self.running() + 16) {
+            // Compact the admission order of freed entries.
+            let slots = &self.slots;
+            self.order
+                .retain(|&(i, g)| slots[i].generation == g && slots[i].state != State::Free);
         }
     }
 
@@ -369,7 +696,7 @@ impl Worker {
             out,
             "vllm:num_requests_running",
             "Number of requests in model execution batches.",
-            self.running.len() as f64,
+            self.running() as f64,
         );
         gauge(
             out,
@@ -408,7 +735,7 @@ impl Worker {
         for (reason, v) in [
             ("stop", c.success),
             ("length", 0),
-            ("abort", 0),
+            ("abort", c.aborted),
             ("error", 0),
             ("repetition", 0),
         ] {
@@ -426,6 +753,15 @@ impl Worker {
             &TTFT_BUCKETS,
             &c.ttft_buckets,
             c.ttft_sum,
+        );
+        histogram(
+            out,
+            "vllm:inter_token_latency_seconds",
+            "Histogram of inter-token latency in seconds.",
+            &p.model,
+            &ITL_BUCKETS,
+            &c.itl_buckets,
+            c.itl_sum,
         );
         histogram(
             out,
@@ -577,14 +913,44 @@ mod tests {
             .iter()
             .find(|(_, e)| matches!(e, Event::FirstToken { .. }))
             .expect("first token");
-        // One prefill step: base + 512 prefill tokens.
-        let prefill_us = ((p.step_base_s + 512.0 * p.prefill_token_s) * 1e6).round() as u64;
+        // One prefill step of 512 tokens: ~1.3 ms of compute on the NVL plus the step's fixed
+        // cost and weight read.
+        let prefill_us = (p.step_s(p.prefill_s(0, 512), 1, 0) * 1e6).round() as u64;
         assert_eq!(first.0, prefill_us);
-        // 127 decode steps of one sequence each.
-        let decode_us = ((p.step_base_s + p.decode_seq_s) * 1e6).round() as u64;
-        assert_eq!(end, prefill_us + 127 * decode_us);
+        assert!((2200..2350).contains(&prefill_us), "{prefill_us}");
+        // 127 decode steps of one sequence each, on the measured 2 ms floor.
+        assert_eq!(end, prefill_us + 127 * 2000);
         assert_eq!(w.counters.success, 1);
         assert_eq!(w.kv_usage(&p), 0.0);
+        assert_eq!(w.counters.itl_buckets.iter().sum::<u64>(), 127);
+    }
+
+    #[test]
+    fn prefill_cost_grows_with_context_as_the_anchors_say() {
+        // engine-model.md, H100 SXM: ~440 k tok/s at 1 k, ~240 k at 8 k, ~95 k at 32 k.
+        let p = EngineParams::for_gpu(Gpu::H100Sxm);
+        for (len, rate) in [(1024u32, 440e3), (8192, 240e3), (32_768, 95e3)] {
+            let got = f64::from(len) / p.prefill_s(0, len);
+            assert!((got / rate - 1.0).abs() < 0.1, "{len}: {got:.0} tok/s");
+        }
+        // Chunks add up to the whole prompt's cost.
+        let whole = p.prefill_s(0, 16_384);
+        let chunks: f64 = (0..2).map(|i| p.prefill_s(i * 8192, 8192)).sum();
+        assert!((whole - chunks).abs() < 1e-9);
+        // NVL runs prefill at 0.85x the SXM rate.
+        let nvl = EngineParams::for_gpu(Gpu::H100Nvl);
+        assert!((p.prefill_s(0, 4096) / nvl.prefill_s(0, 4096) - 0.85).abs() < 1e-9);
+    }
+
+    #[test]
+    fn decode_step_time_follows_the_kv_read() {
+        // engine-model.md, H100 SXM: 256 sequences at 1 k context ~12.8 ms; a full pool ~28 ms.
+        let p = EngineParams::for_gpu(Gpu::H100Sxm);
+        let b256 = p.step_s(0.0, 256, 256 * 1024);
+        assert!((b256 * 1e3 - 12.8).abs() < 0.7, "{b256}");
+        let full = p.step_s(0.0, 512, p.kv_capacity_tokens);
+        assert!((full * 1e3 - 28.0).abs() < 2.0, "{full}");
+        assert_eq!(p.step_s(0.0, 1, 100), p.min_step_s);
     }
 
     #[test]
@@ -598,9 +964,29 @@ mod tests {
         let (_, events) = run_to_idle(&mut w, &p, 0);
         // 1000 + 1000 + 500 tokens: the first token comes with the third step.
         let t = events[0].0;
-        let expect = 3.0 * p.step_base_s + 2500.0 * p.prefill_token_s;
+        let expect: f64 = [(0, 1000), (1000, 1000), (2000, 500)]
+            .iter()
+            .map(|&(b, n)| p.step_s(p.prefill_s(b, n), 1, 0))
+            .sum();
         assert!(((t as f64) / 1e6 - expect).abs() < 3e-6, "{t}");
         assert_eq!(w.counters.prompt_tokens, 2500);
+    }
+
+    #[test]
+    fn a_client_timeout_frees_the_request_and_its_kv() {
+        let p = EngineParams::default();
+        let mut w = Worker::new();
+        w.enqueue(1, 0, 100, 1000);
+        w.enqueue(2, 5_000_000, 100, 1000);
+        let mut out = Vec::new();
+        let d = w.begin_step(&p).expect("work");
+        w.end_step(d, &mut out);
+        let mut gone = Vec::new();
+        w.cancel_arrived_before(1_000_000, &mut gone);
+        assert_eq!(gone, vec![(1, true)]);
+        assert_eq!(w.running(), 1);
+        assert_eq!(w.counters.aborted, 1);
+        assert!(w.kv_usage(&p) > 0.0 && w.kv_usage(&p) < 120.0 / p.kv_capacity_tokens as f64);
     }
 
     #[test]
