@@ -34,7 +34,7 @@ pub struct SimulateArgs {
     #[arg(long, default_value = "auto")]
     pub rate_scale: String,
     /// With `--rate-scale auto`: replicas' worth of work in the trace's busiest minute.
-    #[arg(long, default_value_t = 12)]
+    #[arg(long, default_value_t = 8)]
     pub target_peak: u32,
     /// Spread of a scaled trace's copies: each copy is shifted by an offset uniform within
     /// +-this many seconds.
@@ -135,7 +135,8 @@ pub struct SimulateArgs {
     /// and tuned), --seeds seeds; writes suite.md, suite.json and suite.html to --out.
     #[arg(long, conflicts_with_all = ["trace", "scenario", "tune"])]
     pub suite: bool,
-    /// Tune every rival over its grid on the development loads and print the grids.
+    /// Tune every rival (or those named by --policy) over its grid on the development loads and
+    /// print the grids.
     #[arg(long, conflicts_with_all = ["trace", "scenario"])]
     pub tune: bool,
     /// Where --suite and --tune find the development traces.
@@ -536,8 +537,12 @@ fn calibration(args: &SimulateArgs, params: &SimParams) -> anyhow::Result<()> {
         args.duration.unwrap_or(300.0),
         args.seed,
     );
+    let anchors = sim::calibration::anchors(params);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&curve)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"curve": curve, "anchors": anchors}))?
+        );
         return Ok(());
     }
     println!(
@@ -553,6 +558,7 @@ fn calibration(args: &SimulateArgs, params: &SimParams) -> anyhow::Result<()> {
             c.tpot_s * 1e3
         );
     }
+    println!("\n{}", sim::calibration::markdown(&anchors));
     Ok(())
 }
 
@@ -600,10 +606,12 @@ fn suite(args: &SimulateArgs, params: &SimParams) -> anyhow::Result<()> {
 fn tune(args: &SimulateArgs, params: &SimParams) -> anyhow::Result<()> {
     let watch = Stopwatch::start();
     let loads = development_loads(args, params)?;
+    // `--policy NAME` narrows the tuning to those rivals.
     let tunable: Vec<&'static rivals::Rival> = rivals::REGISTRY
         .iter()
         .copied()
         .filter(|r| !r.knobs.is_empty())
+        .filter(|r| args.policies.is_empty() || args.policies.iter().any(|n| n == r.name))
         .collect();
     let tunings =
         arena::tune(&tunable, &loads, params, args.seeds()).map_err(anyhow::Error::msg)?;

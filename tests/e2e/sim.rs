@@ -432,3 +432,95 @@ fn a_dynamo_fleet_cools_down_to_zero_and_its_frontend_queue_wakes_it() {
     assert!(wake.t_s >= 1200.0 && wake.t_s < 1240.0, "{actions:?}");
     assert_eq!(wake.to, 1);
 }
+
+#[test]
+fn the_oracle_meets_its_target_on_every_development_load() {
+    // Every development load, shortened to 15 minutes (the suite runs them whole): the
+    // oracle's executed plan must reach the per-minute target it was sized for, over the run.
+    let p = simulate_args(&["--warmup-seconds", "120"])
+        .params()
+        .expect("params");
+    let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/traces");
+    let mut loads = Vec::new();
+    for name in [
+        "AzureLLMInferenceTrace_conv.csv",
+        "AzureLLMInferenceTrace_code.csv",
+    ] {
+        let text = std::fs::read_to_string(shared.join(name)).expect("dev trace");
+        let rows = load::parse_trace(&text).expect("parses");
+        let (scale, _) = sim::scenarios::auto_rate_scale(&rows, 1.0, 8, &p, 1);
+        loads.push(arena::Load::Trace {
+            name: name.into(),
+            rows: std::sync::Arc::new(rows),
+            scale,
+            speedup: 1.0,
+            spread_s: load::COPY_SPREAD_S,
+            duration_s: Some(900.0),
+        });
+    }
+    for kind in sim::scenarios::SYNTHETIC {
+        loads.push(arena::Load::Synthetic {
+            kind: kind.into(),
+            mix: None,
+            duration_s: Some(900.0),
+        });
+    }
+    let oracle = [rivals::resolve("oracle").expect("oracle")];
+    for l in &loads {
+        let (sc, scored) = l.build(&p, 1, false).expect("builds");
+        let c = sim::compare(&sc, &scored, &oracle, 1);
+        let s = &c.runs[0].scores;
+        assert!(
+            s.good_rate >= c.oracle.target - 0.005 || c.oracle.infeasible_minutes > 0,
+            "{}: oracle good-rate {:.4} below its target {} ({:?})",
+            c.scenario,
+            s.good_rate,
+            c.oracle.target,
+            c.oracle.per_minute
+        );
+        assert_eq!(
+            c.oracle.infeasible_minutes, 0,
+            "{}: within the bounds",
+            c.scenario
+        );
+    }
+}
+
+#[test]
+fn a_scale_down_kills_what_the_removed_pod_held_and_scores_it_failed() {
+    // Four replicas busy with long answers, then a plan of one: the removed pods' requests,
+    // first tokens and all, are failures, not successes.
+    let p = simulate_args(&["--warmup-seconds", "0"])
+        .params()
+        .expect("params");
+    let mut rng = Rng::new(2);
+    let requests = load::synthetic(
+        &Shape::Poisson { rate: 40.0 },
+        240.0,
+        &Lengths::Fixed {
+            prompt: 256,
+            generate: 2000,
+        },
+        &mut rng,
+    );
+    let sc = Scenario {
+        name: "long answers".into(),
+        requests,
+        duration_s: 240.0,
+        outages: Vec::new(),
+        onsets: Vec::new(),
+    };
+    let plan = OraclePlan {
+        per_minute: vec![4, 1, 1, 1],
+        target: 0.99,
+        infeasible_minutes: 0,
+    };
+    let oracle = [rivals::resolve("oracle").expect("oracle")];
+    let c = sim::compare_with_plan(&sc, &p, &oracle, 2, plan);
+    let s = &c.runs[0].scores;
+    assert!(s.killed > 50, "{s:?}");
+    assert!(
+        s.good_rate < 1.0 - s.killed as f64 / s.requests as f64 + 1e-9,
+        "{s:?}"
+    );
+}

@@ -19,6 +19,7 @@
 //!   oracle's search.
 //! - [`score`]: what users felt and what it cost; [`arena`]: seeds, confidence intervals,
 //!   tuning and the suite; [`report`]: the HTML report.
+//! - [`calibration`]: the engine model beside the anchors of engine-model.md.
 //! - [`live`]: a fleet advanced in wall-clock time, for the demo.
 
 /// The core the simulated scaler runs, under the name the shell uses too.
@@ -26,6 +27,7 @@ pub(crate) use keda_llm_scaler_core as core;
 
 pub mod arena;
 pub mod autoscaler;
+pub mod calibration;
 pub mod keda;
 pub mod live;
 pub mod load;
@@ -183,9 +185,16 @@ pub fn load_curve(
                     .unwrap_or(f64::NAN)
             };
             let itls: Vec<f64> = late.iter().filter_map(|q| q.mean_itl_s()).collect();
+            // Completions within the run (the simulation drains the rest after it).
+            let end_us = (duration_s * 1e6) as u64;
             let done = late
                 .iter()
-                .filter(|q| q.fate == score::Fate::Completed)
+                .filter(|q| {
+                    q.fate == score::Fate::Completed
+                        && q.ttft_us
+                            .zip(q.decode_us)
+                            .is_some_and(|(t, d)| q.arrival_us + t + d <= end_us)
+                })
                 .count();
             CurvePoint {
                 offered_rps: rate,

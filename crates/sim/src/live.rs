@@ -32,6 +32,8 @@ pub struct LivePod {
     pub ready: bool,
     ready_at_us: u64,
     step_end_us: Option<u64>,
+    /// When the engine's current plan began.
+    step_start_us: u64,
 }
 
 /// The demo's fleet. See the module docs.
@@ -85,6 +87,7 @@ impl LiveFleet {
                 ready: false,
                 ready_at_us,
                 step_end_us: None,
+                step_start_us: 0,
             },
         );
         self.spec = self.spec.max(self.pods.len() as u32);
@@ -130,6 +133,13 @@ impl LiveFleet {
         if let Some(pod) = best.and_then(|pid| self.pods.get_mut(&pid)) {
             let (prompt, output) = DEMO_REQUEST_TOKENS;
             pod.worker.enqueue(id, now_us, prompt, output);
+            // A run of decode steps in progress ends with its current step.
+            if let Some(d) = pod
+                .worker
+                .interrupt(now_us.saturating_sub(pod.step_start_us))
+            {
+                pod.step_end_us = Some(pod.step_start_us + d);
+            }
             self.arrivals.insert(id, now_us);
         }
     }
@@ -146,10 +156,12 @@ impl LiveFleet {
                 match p.step_end_us {
                     Some(end) if end <= now_us => {
                         p.worker.end_step(end, &mut self.events);
+                        p.step_start_us = end;
                         p.step_end_us = p.worker.begin_step(&self.params).map(|d| end + d);
                     }
                     Some(_) => break,
                     None => {
+                        p.step_start_us = now_us;
                         p.step_end_us = p.worker.begin_step(&self.params).map(|d| now_us + d);
                         break;
                     }

@@ -268,7 +268,7 @@ pub struct RunResult {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Ev {
-    StepEnd { pod: usize, epoch: u64 },
+    StepEnd { pod: usize, step: u64 },
     EngineArrive { pod: usize, epoch: u64 },
     PodReady { pod: usize },
     NodeReady { node: usize },
@@ -298,6 +298,10 @@ struct Pod {
     api_free_us: u64,
     api: VecDeque<usize>,
     next_sweep_us: u64,
+    /// When the engine's current plan began, and its generation (a cut-short run's old end
+    /// event is stale).
+    step_start_us: u64,
+    step_gen: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -344,6 +348,52 @@ fn fate_of(code: u8) -> Fate {
     }
 }
 
+/// What happened to one request so far (times in µs; `u64::MAX` not yet).
+#[derive(Debug, Clone, Copy)]
+struct Outcome {
+    first_token: u64,
+    finished: u64,
+    fate: u8,
+}
+
+impl Default for Outcome {
+    fn default() -> Self {
+        Outcome {
+            first_token: u64::MAX,
+            finished: u64::MAX,
+            fate: PENDING,
+        }
+    }
+}
+
+/// Every request's outcome from `base` on: the oracle's search forgets settled requests so
+/// that each candidate's copy of the simulation copies minutes, not the whole load.
+#[derive(Debug, Clone)]
+struct Outcomes {
+    base: usize,
+    of: Vec<Outcome>,
+}
+
+impl Outcomes {
+    fn get(&self, i: usize) -> Outcome {
+        i.checked_sub(self.base)
+            .and_then(|j| self.of.get(j))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    fn get_mut(&mut self, i: usize) -> Option<&mut Outcome> {
+        self.of.get_mut(i.checked_sub(self.base)?)
+    }
+
+    /// Forgets the outcomes of requests before `i`.
+    fn forget_before(&mut self, i: usize) {
+        let k = i.saturating_sub(self.base).min(self.of.len());
+        self.of.drain(..k);
+        self.base += k;
+    }
+}
+
 #[derive(Clone)]
 struct Sim<'a> {
     p: &'a SimParams,
@@ -352,13 +402,13 @@ struct Sim<'a> {
     seq: u64,
     queue: BinaryHeap<Reverse<(u64, u64, Ev)>>,
     pods: Vec<Pod>,
+    /// Indices of the serving pods, ascending (the router's candidates).
+    serving: Vec<usize>,
     nodes: Vec<Node>,
     spec: u32,
     gateway: VecDeque<usize>,
     next_req: usize,
-    first_token: Vec<u64>,
-    finished: Vec<u64>,
-    fate: Vec<u8>,
+    outcomes: Outcomes,
     arrivals: u64,
     gpu_us: u128,
     scored_gpu_us: u128,
@@ -388,13 +438,15 @@ impl<'a> Sim<'a> {
             seq: 0,
             queue: BinaryHeap::new(),
             pods: Vec::new(),
+            serving: Vec::new(),
             nodes: Vec::new(),
             spec: 0,
             gateway: VecDeque::new(),
             next_req: 0,
-            first_token: vec![u64::MAX; n],
-            finished: vec![u64::MAX; n],
-            fate: vec![PENDING; n],
+            outcomes: Outcomes {
+                base: 0,
+                of: vec![Outcome::default(); n],
+            },
             arrivals: 0,
             gpu_us: 0,
             scored_gpu_us: 0,
@@ -454,15 +506,16 @@ impl<'a> Sim<'a> {
     }
 
     fn ready_count(&self) -> u32 {
-        self.alive()
-            .filter(|(_, p)| p.phase == Phase::Ready)
-            .count() as u32
+        self.serving.len() as u32
     }
 
     fn settle(&mut self, req: usize, fate: Fate) {
-        if self.fate[req] == PENDING {
-            self.fate[req] = fate_code(fate);
-            if self.first_token[req] == u64::MAX {
+        let Some(o) = self.outcomes.get_mut(req) else {
+            return;
+        };
+        if o.fate == PENDING {
+            o.fate = fate_code(fate);
+            if o.first_token == u64::MAX {
                 self.frontend.queued = self.frontend.queued.saturating_sub(1);
             }
             self.frontend.inflight = self.frontend.inflight.saturating_sub(1);
@@ -479,13 +532,11 @@ impl<'a> Sim<'a> {
     /// The ready pod with the fewest requests (API server, waiting and running), the lowest
     /// index on a tie; the request waits at the gateway while none is ready.
     fn route(&mut self, req: usize) {
-        let best = self
-            .pods
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.phase == Phase::Ready)
-            .min_by_key(|(i, p)| (p.worker.running() + p.worker.waiting() + p.api.len(), *i))
-            .map(|(i, _)| i);
+        let pods = &self.pods;
+        let best = self.serving.iter().copied().min_by_key(|&i| {
+            let p = &pods[i];
+            (p.worker.running() + p.worker.waiting() + p.api.len(), i)
+        });
         match best {
             None => self.gateway.push_back(req),
             Some(i) => {
@@ -503,8 +554,11 @@ impl<'a> Sim<'a> {
     fn kick(&mut self, i: usize) {
         loop {
             if let Some(d) = self.pods[i].worker.begin_step(&self.p.engine) {
-                let epoch = self.pods[i].epoch;
-                self.at(self.now + d, Ev::StepEnd { pod: i, epoch });
+                let pod = &mut self.pods[i];
+                pod.step_gen += 1;
+                pod.step_start_us = self.now;
+                let step = pod.step_gen;
+                self.at(self.now + d, Ev::StepEnd { pod: i, step });
                 return;
             }
             // A refused prompt leaves the engine idle with the rest still waiting.
@@ -537,6 +591,8 @@ impl<'a> Sim<'a> {
             api_free_us: 0,
             api: VecDeque::new(),
             next_sweep_us: 0,
+            step_start_us: 0,
+            step_gen: 0,
         });
         let Some(np) = self.p.nodes.clone() else {
             self.start_pod(id);
@@ -591,6 +647,7 @@ impl<'a> Sim<'a> {
             self.settle(req, Fate::Killed);
         }
         self.pods[i].phase = Phase::Gone;
+        self.serving.retain(|&x| x != i);
         self.pods[i].epoch += 1;
         self.prom.end(i as u64, self.now / 1000);
         if let Some(n) = self.pods[i].node.take() {
@@ -646,7 +703,7 @@ impl<'a> Sim<'a> {
         self.resize(n);
         for i in 0..self.pods.len() {
             if matches!(self.pods[i].phase, Phase::Starting | Phase::WaitingNode) {
-                self.pods[i].phase = Phase::Ready;
+                self.set_serving(i);
                 self.pods[i].gpu_since_us.get_or_insert(self.now);
                 self.pods[i].epoch += 1;
             }
@@ -654,6 +711,13 @@ impl<'a> Sim<'a> {
         self.spec = n;
         self.account_gpu();
         self.drain_gateway();
+    }
+
+    fn set_serving(&mut self, i: usize) {
+        self.pods[i].phase = Phase::Ready;
+        if let Err(at) = self.serving.binary_search(&i) {
+            self.serving.insert(at, i);
+        }
     }
 
     fn drain_gateway(&mut self) {
@@ -866,8 +930,10 @@ impl<'a> Sim<'a> {
             match e {
                 EngineEvent::FirstToken { id } => {
                     let id = id as usize;
-                    if self.fate[id] == PENDING {
-                        self.first_token[id] = t;
+                    if let Some(o) = self.outcomes.get_mut(id)
+                        && o.fate == PENDING
+                    {
+                        o.first_token = t;
                         let arrived = self.sc.requests[id].arrival_us;
                         self.frontend
                             .first_token((t - arrived) as f64 / 1e6 + latency);
@@ -875,7 +941,9 @@ impl<'a> Sim<'a> {
                 }
                 EngineEvent::Finished { id } => {
                     let id = id as usize;
-                    self.finished[id] = t;
+                    if let Some(o) = self.outcomes.get_mut(id) {
+                        o.finished = t;
+                    }
                     self.frontend.completed += 1;
                     let late = t.saturating_sub(self.sc.requests[id].arrival_us) > timeout;
                     self.settle(
@@ -942,8 +1010,8 @@ impl<'a> Sim<'a> {
             };
             self.now = t;
             match ev {
-                Ev::StepEnd { pod, epoch } => {
-                    if self.pods[pod].phase != Phase::Ready || self.pods[pod].epoch != epoch {
+                Ev::StepEnd { pod, step } => {
+                    if self.pods[pod].phase != Phase::Ready || self.pods[pod].step_gen != step {
                         continue;
                     }
                     self.step_end(pod, t);
@@ -956,7 +1024,7 @@ impl<'a> Sim<'a> {
                     let Some(req) = self.pods[pod].api.pop_front() else {
                         continue;
                     };
-                    if self.fate[req] != PENDING {
+                    if self.outcomes.get(req).fate != PENDING {
                         continue;
                     }
                     let r = self.sc.requests[req];
@@ -965,11 +1033,20 @@ impl<'a> Sim<'a> {
                         .enqueue(req as u64, r.arrival_us, r.prompt, r.generate);
                     if !self.pods[pod].worker.is_stepping() {
                         self.kick(pod);
+                    } else {
+                        // A run of decode steps ends with its step in progress, so the new
+                        // request is admitted at the next step boundary.
+                        let p = &mut self.pods[pod];
+                        if let Some(d) = p.worker.interrupt(t - p.step_start_us) {
+                            p.step_gen += 1;
+                            let (step, end) = (p.step_gen, p.step_start_us + d);
+                            self.at(end, Ev::StepEnd { pod, step });
+                        }
                     }
                 }
                 Ev::PodReady { pod } => {
                     if self.pods[pod].phase == Phase::Starting {
-                        self.pods[pod].phase = Phase::Ready;
+                        self.set_serving(pod);
                         self.drain_gateway();
                     }
                 }
@@ -1060,12 +1137,13 @@ impl<'a> Sim<'a> {
                 let ttft_ok = |t: u64| {
                     (t - r.arrival_us) as f64 / 1e6 + self.p.engine.frontend_latency_s <= slo.ttft_s
                 };
-                match self.fate[i] {
+                let o = self.outcomes.get(i);
+                match o.fate {
                     PENDING => {
-                        if self.first_token[i] == u64::MAX {
+                        if o.first_token == u64::MAX {
                             (self.now.saturating_sub(r.arrival_us)) as f64 / 1e6 <= slo.ttft_s
                         } else {
-                            ttft_ok(self.first_token[i])
+                            ttft_ok(o.first_token)
                         }
                     }
                     code => self.served(i, fate_of(code)).good(slo),
@@ -1078,8 +1156,11 @@ impl<'a> Sim<'a> {
     fn served(&self, i: usize, fate: Fate) -> Served {
         let r = self.sc.requests[i];
         let latency = us(self.p.engine.frontend_latency_s);
-        let ft = self.first_token[i];
-        let fin = self.finished[i];
+        let Outcome {
+            first_token: ft,
+            finished: fin,
+            ..
+        } = self.outcomes.get(i);
         Served {
             arrival_us: r.arrival_us,
             ttft_us: (ft != u64::MAX).then(|| ft - r.arrival_us + latency),
@@ -1118,7 +1199,7 @@ pub fn run(
 
     let served: Vec<Served> = (0..sc.requests.len())
         .filter(|&i| sc.requests[i].arrival_us < sim.end_us())
-        .map(|i| sim.served(i, fate_of(sim.fate[i])))
+        .map(|i| sim.served(i, fate_of(sim.outcomes.get(i).fate)))
         .collect();
     let scores = score(
         name,
@@ -1146,6 +1227,9 @@ pub fn run(
         frames: extras.frames,
     }
 }
+
+/// After the client timeout, how long a cancellation may wait for its engine's step to end.
+const SETTLED_MARGIN_US: u64 = 30_000_000;
 
 /// Seconds of the next minute the oracle's search lets run with a candidate size, so that the
 /// minute's last arrivals have their first token (or have missed it) before they are judged.
@@ -1198,6 +1282,11 @@ pub fn plan_oracle(sc: &Scenario, p: &SimParams, seed: u64) -> OraclePlan {
         };
         base.force_ready(n);
         base.advance(end, None);
+        // Requests this old are settled (timed out at the latest): the later minutes' copies
+        // need not carry them.
+        let settled = end.saturating_sub(us(p.client_timeout_s) + SETTLED_MARGIN_US);
+        let before = sc.requests.partition_point(|r| r.arrival_us < settled);
+        base.outcomes.forget_before(before);
         per_minute.push(n);
         prev = n;
     }

@@ -121,14 +121,14 @@ pub fn synthetic(
             vec![],
             vec![(1200.0, 600.0)],
         ),
-        // A day compressed into 4 hours (a flag runs the whole 24 h): from 25 % of the peak
-        // at 04:00 to 12 replicas' worth at 16:00.
+        // A day compressed into 2 hours (--duration 86400 runs the whole day): from 25 % of
+        // the peak at 04:00 to 10 replicas' worth at 16:00.
         "diurnal" => (
             Shape::Diurnal {
-                peak: r(12.0),
+                peak: r(10.0),
                 trough: 0.25,
             },
-            4.0 * 3600.0,
+            2.0 * 3600.0,
             vec![],
             vec![],
         ),

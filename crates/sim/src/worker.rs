@@ -286,6 +286,8 @@ pub struct Worker {
     step_decoders: usize,
     step_prefill: u64,
     step_us: u64,
+    /// Steps the current plan covers (more than one only for a run of identical decode steps).
+    run_steps: u64,
     rejected_ids: Vec<u64>,
     /// Cumulative counters.
     pub counters: Counters,
@@ -333,6 +335,7 @@ impl Worker {
             step_decoders: 0,
             step_prefill: 0,
             step_us: 0,
+            run_steps: 1,
             rejected_ids: Vec::new(),
             counters: Counters::default(),
         }
@@ -456,6 +459,8 @@ impl Worker {
         self.order.clear();
         self.finishing.clear();
         self.kv_used = 0;
+        self.decode_kv = 0;
+        self.run_steps = 1;
         self.stepping = false;
     }
 
@@ -513,12 +518,39 @@ impl Worker {
     }
 
     /// Plans the next step; returns its duration in microseconds, or `None` when idle.
+    ///
+    /// A batch of decoders with nothing to prefill or admit steps identically until its next
+    /// sequence finishes: that run is planned as one, its steps timed at the run's mean KV, and
+    /// [`Self::interrupt`] cuts it short when a request arrives.
     pub fn begin_step(&mut self, p: &EngineParams) -> Option<u64> {
         if self.running() == 0 && self.waiting.is_empty() {
             self.stepping = false;
             return None;
         }
         let cap = p.kv_capacity_tokens;
+        self.run_steps = 1;
+        if self.waiting.is_empty() && self.prefilling.is_empty() && self.decoders > 0 {
+            let b = self.decoders as u64;
+            let to_finish = self
+                .finishing
+                .peek()
+                .map_or(1, |Reverse((at, _, _))| at.saturating_sub(self.step_no));
+            let kv_room = cap.saturating_sub(self.kv_used) / b;
+            let k = to_finish.min(kv_room).min(MAX_RUN_STEPS);
+            if k >= 2 {
+                let secs = p.step_s(0.0, self.decoders, self.decode_kv + b * k / 2);
+                self.step_us = (secs * 1e6).round().max(1.0) as u64;
+                self.run_steps = k;
+                self.step_decoders = self.decoders;
+                self.step_prefill = 0;
+                self.chunks.clear();
+                // The run's KV is taken now; an interrupt gives back what it did not use.
+                self.decode_kv += b * k;
+                self.kv_used += b * k;
+                self.stepping = true;
+                return Some(self.step_us * k);
+            }
+        }
         // Decodes first: each needs one more KV slot.
         while self.decoders > 0 && self.kv_used + self.decoders as u64 > cap {
             if !self.preempt_newest() {
@@ -606,13 +638,33 @@ impl Worker {
         out.push(Event::Finished { id: s.id });
     }
 
-    /// Completes the planned step at `now_us`, appending first tokens and completions to `out`.
+    /// Cuts a run of decode steps short `elapsed_us` after it began: it ends with the step in
+    /// progress. Returns the run's new duration from its start, or `None` when the plan is a
+    /// single step already.
+    pub fn interrupt(&mut self, elapsed_us: u64) -> Option<u64> {
+        if !self.stepping || self.run_steps <= 1 {
+            return None;
+        }
+        let keep = elapsed_us / self.step_us.max(1) + 1;
+        if keep >= self.run_steps {
+            return None;
+        }
+        let unused = self.step_decoders as u64 * (self.run_steps - keep);
+        self.decode_kv -= unused;
+        self.kv_used -= unused;
+        self.run_steps = keep;
+        Some(keep * self.step_us)
+    }
+
+    /// Completes the planned step (or run of steps) at `now_us`, appending first tokens and
+    /// completions to `out`.
     pub fn end_step(&mut self, now_us: u64, out: &mut Vec<Event>) {
         self.stepping = false;
-        self.step_no += 1;
+        let steps = std::mem::replace(&mut self.run_steps, 1).max(1);
+        self.step_no += steps;
         let step = self.step_no;
         self.counters.prompt_tokens += self.step_prefill;
-        let decoded = self.step_decoders as u64;
+        let decoded = self.step_decoders as u64 * steps;
         self.counters.generation_tokens += decoded;
         if decoded > 0 {
             let itl = self.step_us as f64 / 1e6;
@@ -780,6 +832,10 @@ impl Worker {
         );
     }
 }
+
+/// Longest run of identical decode steps planned as one (a scrape inside a run sees the KV of
+/// its end; at most this many steps' worth).
+const MAX_RUN_STEPS: u64 = 256;
 
 /// Dynamo frontend buckets for `time_to_first_token_seconds` (from the captured `/metrics`).
 pub const DYNAMO_TTFT_BUCKETS: [f64; 18] = [
@@ -970,6 +1026,38 @@ mod tests {
             .sum();
         assert!(((t as f64) / 1e6 - expect).abs() < 3e-6, "{t}");
         assert_eq!(w.counters.prompt_tokens, 2500);
+    }
+
+    #[test]
+    fn a_run_of_decode_steps_is_planned_as_one_and_cut_short_by_an_arrival() {
+        let p = EngineParams::default();
+        let mut w = Worker::new();
+        w.enqueue(1, 0, 100, 50);
+        w.enqueue(2, 0, 100, 80);
+        let mut out = Vec::new();
+        let d = w.begin_step(&p).expect("prefill");
+        w.end_step(d, &mut out);
+        assert_eq!(out.len(), 2, "both first tokens");
+        // Both decode; the first finishes in 49 steps: one plan of 49 floor-length steps.
+        let run = w.begin_step(&p).expect("run");
+        assert_eq!(run, 49 * 2000);
+        // A request arrives 10.5 steps in: the run ends with its 11th step.
+        w.enqueue(3, 0, 100, 10);
+        assert_eq!(w.interrupt(21_000), Some(11 * 2000));
+        out.clear();
+        w.end_step(d + 22_000, &mut out);
+        assert!(out.is_empty());
+        assert_eq!(w.counters.generation_tokens, 2 + 2 * 11);
+        // Then the newcomer is admitted with the decoders, and everything completes.
+        let (_, events) = run_to_idle(&mut w, &p, d + 22_000);
+        let finished = events
+            .iter()
+            .filter(|(_, e)| matches!(e, Event::Finished { .. }))
+            .count();
+        assert_eq!(finished, 3);
+        assert_eq!(w.counters.generation_tokens, 50 + 80 + 10);
+        assert_eq!(w.kv_usage(&p), 0.0);
+        assert_eq!(w.counters.itl_buckets.iter().sum::<u64>(), 49 + 79 + 9);
     }
 
     #[test]

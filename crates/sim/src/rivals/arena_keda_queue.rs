@@ -16,7 +16,7 @@ pub const RIVAL: Rival = Rival {
     knobs: &[Knob {
         name: "target",
         default: 5.0,
-        grid: &[1.0, 2.0, 5.0, 10.0],
+        grid: &[0.5, 1.0, 2.0, 5.0, 10.0],
         tuned: 1.0,
     }],
     build,

@@ -17,7 +17,7 @@ pub const RIVAL: Rival = Rival {
     knobs: &[Knob {
         name: "target",
         default: 0.5,
-        grid: &[0.15, 0.25, 0.5],
+        grid: &[0.1, 0.15, 0.25, 0.5],
         tuned: 0.15,
     }],
     build,

@@ -22,8 +22,8 @@ pub const RIVAL: Rival = Rival {
     knobs: &[Knob {
         name: "down_factor",
         default: 0.8,
-        grid: &[0.3, 0.5, 0.8],
-        tuned: 0.5,
+        grid: &[0.15, 0.3, 0.5, 0.8],
+        tuned: 0.3,
     }],
     build,
 };

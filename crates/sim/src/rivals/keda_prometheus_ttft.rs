@@ -17,7 +17,7 @@ pub const RIVAL: Rival = Rival {
     knobs: &[Knob {
         name: "threshold",
         default: 0.5,
-        grid: &[0.1, 0.25, 0.5],
+        grid: &[0.05, 0.1, 0.25, 0.5],
         tuned: 0.1,
     }],
     build,

@@ -20,8 +20,8 @@ pub const RIVAL: Rival = Rival {
     knobs: &[Knob {
         name: "target",
         default: 100.0,
-        grid: &[25.0, 50.0, 100.0, 200.0],
-        tuned: 50.0,
+        grid: &[10.0, 25.0, 50.0, 100.0, 200.0],
+        tuned: 25.0,
     }],
     build,
 };

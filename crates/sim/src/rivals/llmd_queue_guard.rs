@@ -18,8 +18,8 @@ pub const RIVAL: Rival = Rival {
     knobs: &[Knob {
         name: "running_per_replica",
         default: 16.0,
-        grid: &[16.0, 32.0, 64.0, 128.0],
-        tuned: 64.0,
+        grid: &[8.0, 16.0, 32.0, 64.0, 128.0],
+        tuned: 16.0,
     }],
     build,
 };

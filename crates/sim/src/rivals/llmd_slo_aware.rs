@@ -29,7 +29,7 @@ pub const RIVAL: Rival = Rival {
         name: "up_threshold",
         default: 0.55,
         grid: &[0.3, 0.4, 0.55, 0.7],
-        tuned: 0.3,
+        tuned: 0.55,
     }],
     build,
 };
