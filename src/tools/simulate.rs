@@ -92,6 +92,10 @@ pub struct SimulateArgs {
     /// The GPU of every worker.
     #[arg(long, default_value = "h100-nvl", value_parser = ["h100-nvl", "h100-sxm", "h200"])]
     pub gpu: String,
+    /// API server processes per pod (vLLM's `--api-server-count`; one passes ~95 req/s at
+    /// 512/128).
+    #[arg(long, default_value_t = crate::sim::worker::DEFAULT_API_SERVERS)]
+    pub api_servers: u32,
     /// Mean pod start (model load), seconds.
     #[arg(long, default_value_t = 60.0)]
     pub pod_start_seconds: f64,
@@ -180,7 +184,14 @@ impl SimulateArgs {
     pub fn params(&self) -> anyhow::Result<SimParams> {
         let cluster = cluster(&self.k8s_tolerance)?;
         let gpu = Gpu::from_name(&self.gpu).context("--gpu")?;
-        let engine = EngineParams::for_gpu(gpu);
+        anyhow::ensure!(
+            (1..=64).contains(&self.api_servers),
+            "--api-servers must be in 1..=64"
+        );
+        let engine = EngineParams {
+            api_servers: self.api_servers,
+            ..EngineParams::for_gpu(gpu)
+        };
         let mut md: BTreeMap<String, String> = BTreeMap::new();
         md.insert("targets".into(), "sim-worker:8000".into());
         md.insert("minReplicas".into(), self.min_replicas.to_string());
@@ -358,8 +369,8 @@ fn single_load(args: &SimulateArgs, params: &SimParams) -> anyhow::Result<Load> 
     })
 }
 
-/// The development loads: every trace in --traces-dir, then every synthetic scenario (the
-/// diurnal day draws its request sizes from the first trace).
+/// The development loads: every trace in --traces-dir, then every synthetic scenario with the
+/// request sizes of the conversation trace (or the first trace).
 fn development_loads(args: &SimulateArgs, params: &SimParams) -> anyhow::Result<Vec<Load>> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&args.traces_dir)
         .with_context(|| format!("reading {}", args.traces_dir.display()))?
@@ -376,10 +387,12 @@ fn development_loads(args: &SimulateArgs, params: &SimParams) -> anyhow::Result<
         }
         loads.push(trace_load(args, params, path, rows)?);
     }
+    // Synthetic shapes carry the conversation trace's request sizes (the long-context
+    // scenario has its own mix).
     for kind in SYNTHETIC {
         loads.push(Load::Synthetic {
             kind: kind.to_string(),
-            mix: (kind == "diurnal").then(|| mix.clone()).flatten(),
+            mix: mix.clone(),
             duration_s: None,
         });
     }
@@ -525,7 +538,7 @@ fn write_recording(
 
 fn calibration(args: &SimulateArgs, params: &SimParams) -> anyhow::Result<()> {
     let rates = [
-        1.0, 8.0, 16.0, 32.0, 48.0, 64.0, 72.0, 80.0, 88.0, 96.0, 104.0, 120.0,
+        1.0, 16.0, 64.0, 128.0, 192.0, 224.0, 256.0, 272.0, 288.0, 304.0, 320.0, 352.0,
     ];
     let curve = sim::load_curve(
         params,

@@ -442,12 +442,16 @@ fn the_oracle_meets_its_target_on_every_development_load() {
         .expect("params");
     let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/traces");
     let mut loads = Vec::new();
+    let mut mix = None;
     for name in [
         "AzureLLMInferenceTrace_conv.csv",
         "AzureLLMInferenceTrace_code.csv",
     ] {
         let text = std::fs::read_to_string(shared.join(name)).expect("dev trace");
         let rows = load::parse_trace(&text).expect("parses");
+        if mix.is_none() {
+            mix = Some(std::sync::Arc::new(sim::scenarios::trace_mix(&rows)));
+        }
         let (scale, _) = sim::scenarios::auto_rate_scale(&rows, 1.0, 8, &p, 1);
         loads.push(arena::Load::Trace {
             name: name.into(),
@@ -461,7 +465,7 @@ fn the_oracle_meets_its_target_on_every_development_load() {
     for kind in sim::scenarios::SYNTHETIC {
         loads.push(arena::Load::Synthetic {
             kind: kind.into(),
-            mix: None,
+            mix: mix.clone(),
             duration_s: Some(900.0),
         });
     }

@@ -85,8 +85,10 @@ fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
 /// GPU of the measured points) unless a point names another.
 pub fn anchors(params: &SimParams) -> Vec<Anchor> {
     let sxm = SimParams {
+        // The measured runs had one API server process.
         engine: EngineParams {
             model: params.engine.model.clone(),
+            api_servers: 1,
             ..EngineParams::for_gpu(Gpu::H100Sxm)
         },
         ..params.clone()

@@ -294,8 +294,9 @@ struct Pod {
     gpu_since_us: Option<u64>,
     node: Option<usize>,
     created_us: u64,
-    /// The API server: when it is next free, and the requests it holds (FIFO).
-    api_free_us: u64,
+    /// The API server processes: when each is next free, and the requests they hold (FIFO:
+    /// equal work per request, so they finish in the order they came).
+    api_free_us: Vec<u64>,
     api: VecDeque<usize>,
     next_sweep_us: u64,
     /// When the engine's current plan began, and its generation (a cut-short run's old end
@@ -542,10 +543,14 @@ impl<'a> Sim<'a> {
             Some(i) => {
                 let service = us(self.p.engine.frontend_service_s);
                 let pod = &mut self.pods[i];
-                let start = pod.api_free_us.max(self.now);
-                pod.api_free_us = start + service;
+                let Some(server) = pod.api_free_us.iter_mut().min() else {
+                    return;
+                };
+                let start = (*server).max(self.now);
+                *server = start + service;
+                let at = *server;
                 pod.api.push_back(req);
-                let (at, epoch) = (pod.api_free_us, pod.epoch);
+                let epoch = pod.epoch;
                 self.at(at, Ev::EngineArrive { pod: i, epoch });
             }
         }
@@ -588,7 +593,7 @@ impl<'a> Sim<'a> {
             gpu_since_us: None,
             node: None,
             created_us: self.now,
-            api_free_us: 0,
+            api_free_us: vec![0; self.p.engine.api_servers.max(1) as usize],
             api: VecDeque::new(),
             next_sweep_us: 0,
             step_start_us: 0,

@@ -83,6 +83,11 @@ impl Gpu {
     }
 }
 
+/// API server processes per pod by default: enough that the GPU, not the API process, is what
+/// saturates a Qwen3-0.6B replica (one process passes ~95 req/s at 512/128, less than the GPU
+/// serves), as an operator of a small model would set `--api-server-count`.
+pub const DEFAULT_API_SERVERS: u32 = 4;
+
 /// Sustained prefill FLOP/s of an H100 SXM on Qwen3-0.6B (see [`Gpu::prefill_flop_per_s`]).
 const H100_SXM_PREFILL_FLOP_S: f64 = 4.4e14;
 
@@ -111,9 +116,11 @@ pub struct EngineParams {
     /// Client-visible latency outside the engine that costs no capacity (HTTP, network,
     /// first-token delivery), seconds.
     pub frontend_latency_s: f64,
-    /// Work of the API server per request (tokenisation, streaming); one API process serves
-    /// requests one after another, so its rate is `1 / frontend_service_s`, seconds.
+    /// Work of an API server process per request (tokenisation, streaming); one process
+    /// serves requests one after another, so its rate is `1 / frontend_service_s`, seconds.
     pub frontend_service_s: f64,
+    /// API server processes per pod (vLLM's `--api-server-count`).
+    pub api_servers: u32,
     /// `max_num_seqs`.
     pub max_num_seqs: usize,
     /// `max_num_batched_tokens` (the per-step token budget).
@@ -147,6 +154,7 @@ impl EngineParams {
             min_step_s: 2.0e-3,
             frontend_latency_s: 0.025,
             frontend_service_s: 1.0 / 95.0,
+            api_servers: DEFAULT_API_SERVERS,
             max_num_seqs: 1024,
             max_batched_tokens: 8192,
             kv_capacity_tokens: gpu.kv_capacity_tokens(),
@@ -189,7 +197,12 @@ impl EngineParams {
         let per_req = prefill + mean_generate * per_token_read;
         ((1.0 - steps * fixed) / per_req)
             .max(0.0)
-            .min(1.0 / self.frontend_service_s)
+            .min(self.api_rate())
+    }
+
+    /// Requests per second a pod's API servers pass.
+    pub fn api_rate(&self) -> f64 {
+        f64::from(self.api_servers.max(1)) / self.frontend_service_s
     }
 }
 

@@ -17,7 +17,7 @@ pub const RIVAL: Rival = Rival {
         name: "target",
         default: 5.0,
         grid: &[0.5, 1.0, 2.0, 5.0, 10.0],
-        tuned: 1.0,
+        tuned: 0.5,
     }],
     build,
 };

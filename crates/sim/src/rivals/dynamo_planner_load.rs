@@ -23,7 +23,7 @@ pub const RIVAL: Rival = Rival {
         name: "down_factor",
         default: 0.8,
         grid: &[0.15, 0.3, 0.5, 0.8],
-        tuned: 0.3,
+        tuned: 0.15,
     }],
     build,
 };

@@ -16,7 +16,7 @@ pub const RIVAL: Rival = Rival {
         name: "target",
         default: 0.5,
         grid: &[0.05, 0.1, 0.2, 0.3, 0.5],
-        tuned: 0.1,
+        tuned: 0.05,
     }],
     build,
 };

@@ -15,7 +15,7 @@ pub const RIVAL: Rival = Rival {
         name: "threshold",
         default: 10.0,
         grid: &[0.5, 1.0, 2.0, 5.0, 10.0],
-        tuned: 1.0,
+        tuned: 0.5,
     }],
     build,
 };

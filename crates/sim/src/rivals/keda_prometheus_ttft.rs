@@ -18,7 +18,7 @@ pub const RIVAL: Rival = Rival {
         name: "threshold",
         default: 0.5,
         grid: &[0.05, 0.1, 0.25, 0.5],
-        tuned: 0.1,
+        tuned: 0.05,
     }],
     build,
 };

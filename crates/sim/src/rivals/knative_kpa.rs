@@ -21,7 +21,7 @@ pub const RIVAL: Rival = Rival {
         name: "target",
         default: 100.0,
         grid: &[10.0, 25.0, 50.0, 100.0, 200.0],
-        tuned: 25.0,
+        tuned: 10.0,
     }],
     build,
 };

@@ -19,7 +19,7 @@ pub const RIVAL: Rival = Rival {
         name: "running_per_replica",
         default: 16.0,
         grid: &[8.0, 16.0, 32.0, 64.0, 128.0],
-        tuned: 16.0,
+        tuned: 8.0,
     }],
     build,
 };

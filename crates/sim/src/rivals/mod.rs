@@ -204,7 +204,8 @@ pub fn resolve(name: &str) -> Result<Entry, NameError> {
     })
 }
 
-/// The contestants `--compare` runs: every default, then every tuned rival.
+/// The contestants `--compare` runs: every default, then every tuned rival whose tuned point
+/// differs from its defaults (one that tuning left at its defaults runs once).
 pub fn every_entry(tuned: bool) -> Vec<Entry> {
     let mut out: Vec<Entry> = REGISTRY
         .iter()
@@ -214,7 +215,7 @@ pub fn every_entry(tuned: bool) -> Vec<Entry> {
         out.extend(
             REGISTRY
                 .iter()
-                .filter(|r| !r.knobs.is_empty())
+                .filter(|r| r.knobs.iter().any(|k| k.tuned != k.default))
                 .filter_map(|r| resolve(&format!("{}@tuned", r.name)).ok()),
         );
     }

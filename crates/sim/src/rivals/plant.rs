@@ -60,7 +60,7 @@ pub fn service_rate(e: &EngineParams, mix: Mix) -> f64 {
         .min(e.max_num_seqs as f64)
         .max(1.0);
     let engine = 1.0 / (prefill_s(e, mix.isl) + mix.osl * decode_step_s(e, mix, c_sat) / c_sat);
-    engine.min(1.0 / e.frontend_service_s)
+    engine.min(e.api_rate())
 }
 
 #[cfg(test)]
