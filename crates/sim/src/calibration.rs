@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use crate::load::{Lengths, Request};
-use crate::run::{OraclePlan, Scenario, SimParams};
+use crate::run::SimParams;
 use crate::score::Fate;
 use crate::worker::{EngineParams, Gpu};
 
@@ -46,34 +46,6 @@ pub fn idle_ttft_s(e: &EngineParams, len: u32) -> f64 {
     t
 }
 
-/// The served requests of one replica under `requests`.
-fn one_replica(
-    params: &SimParams,
-    requests: Vec<Request>,
-    duration_s: f64,
-) -> Vec<crate::score::Served> {
-    let sc = Scenario {
-        name: "calibration".into(),
-        requests,
-        duration_s,
-        outages: Vec::new(),
-        onsets: Vec::new(),
-    };
-    let p = SimParams {
-        min_replicas: 1,
-        max_replicas: 1,
-        nodes: None,
-        warmup_s: 0.0,
-        ..params.clone()
-    };
-    let plan = OraclePlan {
-        per_minute: vec![1],
-        target: params.oracle_target,
-        infeasible_minutes: 0,
-    };
-    crate::run::run(crate::rivals::fixed(1), "calibration", &sc, &p, &plan, 1).served
-}
-
 fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(((v.len() as f64 - 1.0) * q).round() as usize)
@@ -107,7 +79,7 @@ pub fn anchors(params: &SimParams) -> Vec<Anchor> {
         &fixed,
         &mut rng,
     );
-    let served = one_replica(&sxm, requests, 300.0);
+    let served = crate::one_replica_serves(&sxm, requests, 300.0, 1);
     let ttft: Vec<f64> = served
         .iter()
         .filter_map(|s| s.ttft_us.map(|t| t as f64 / 1e3))
@@ -155,7 +127,7 @@ pub fn anchors(params: &SimParams) -> Vec<Anchor> {
             generate: 128,
         })
         .collect();
-    let served = one_replica(&sxm, burst, 1.0);
+    let served = crate::one_replica_serves(&sxm, burst, 1.0, 1);
     let done: Vec<&crate::score::Served> = served
         .iter()
         .filter(|s| s.fate == Fate::Completed)

@@ -63,25 +63,17 @@ pub fn setup(params: &SimParams, plan: OraclePlan) -> Setup {
     }
 }
 
-/// What happened to each request when one replica served `duration_s` of Poisson arrivals at
-/// `rate` (`stream` picks the random stream, so each use keeps its own arrivals).
-fn one_replica(
+/// What happened to each of `requests` (arrivals within `duration_s`) on one replica that
+/// stays one replica.
+pub fn one_replica_serves(
     params: &SimParams,
-    lengths: &Lengths,
-    rate: f64,
+    requests: Vec<load::Request>,
     duration_s: f64,
     seed: u64,
-    stream: u64,
 ) -> Vec<score::Served> {
-    let mut rng = Rng::new(seed).fork(stream);
     let scenario = Scenario {
         name: "one replica".into(),
-        requests: load::synthetic(
-            &load::Shape::Poisson { rate },
-            duration_s,
-            lengths,
-            &mut rng,
-        ),
+        requests,
         duration_s,
         outages: Vec::new(),
         onsets: Vec::new(),
@@ -107,6 +99,26 @@ fn one_replica(
         seed,
     )
     .served
+}
+
+/// What happened to each request when one replica served `duration_s` of Poisson arrivals at
+/// `rate` (`stream` picks the random stream, so each use keeps its own arrivals).
+fn one_replica(
+    params: &SimParams,
+    lengths: &Lengths,
+    rate: f64,
+    duration_s: f64,
+    seed: u64,
+    stream: u64,
+) -> Vec<score::Served> {
+    let mut rng = Rng::new(seed).fork(stream);
+    let requests = load::synthetic(
+        &load::Shape::Poisson { rate },
+        duration_s,
+        lengths,
+        &mut rng,
+    );
+    one_replica_serves(params, requests, duration_s, seed)
 }
 
 /// Highest Poisson arrival rate one replica sustains with its true p95 TTFT within the TTFT

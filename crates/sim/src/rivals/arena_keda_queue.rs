@@ -4,10 +4,10 @@
 //! scale-up stabilisation 0 s with max(4 pods, 100 %) per 15 s, scale-down stabilisation
 //! 300 s; a missing metric holds; KEDA polls every 15 s. Knob: the target.
 
-use crate::autoscaler::{Autoscaler, HpaLoop, View};
-use crate::keda::{Behavior, MetricKind, PolicyKind};
+use crate::autoscaler::Autoscaler;
+use crate::keda::{Behavior, MetricKind};
 
-use super::{Knob, Rival, Setup, rules};
+use super::{Knob, Rival, Setup, hpa_driven};
 
 /// The registry entry.
 pub const RIVAL: Rival = Rival {
@@ -23,42 +23,15 @@ pub const RIVAL: Rival = Rival {
 };
 
 fn build(s: &Setup, v: &[f64]) -> Box<dyn Autoscaler> {
-    let behavior = Behavior {
-        up: rules(
-            0,
-            &[(PolicyKind::Pods, 4, 15), (PolicyKind::Percent, 100, 15)],
-        ),
-        down: rules(300, &[(PolicyKind::Percent, 100, 15)]),
-    };
-    Box::new(ArenaQueue {
-        hpa: HpaLoop::new(s.cluster.hpa(
-            s.min,
-            s.max,
-            Some(behavior),
-            MetricKind::ExternalAverageValue { target: v[0] },
-        )),
-        period_ms: s.hpa_sync_ms,
-    })
-}
-
-struct ArenaQueue {
-    hpa: HpaLoop,
-    period_ms: u64,
-}
-
-impl Autoscaler for ArenaQueue {
-    fn clocks_ms(&self) -> Vec<u64> {
-        vec![self.period_ms]
-    }
-
-    fn tick(&mut self, _: usize, view: &View<'_>) -> Option<u32> {
-        let v = view.prom.sum_waiting(view.now_ms);
-        self.hpa.sync(view, v)
-    }
-
-    fn metric(&self) -> Option<f64> {
-        self.hpa.last
-    }
+    // Up max(4 pods, 100 %) per 15 s without a window, down after a 300 s window: the
+    // Kubernetes defaults.
+    let behavior = Behavior::kubernetes_defaults();
+    hpa_driven::build(
+        s,
+        behavior,
+        MetricKind::ExternalAverageValue { target: v[0] },
+        Box::new(|view| view.prom.sum_waiting(view.now_ms)),
+    )
 }
 
 #[cfg(test)]

@@ -5,10 +5,10 @@
 //! stabilisation; scale-down 1 pod per 30 s with a 60 s window. No data: the adapter returns
 //! nothing and the HPA holds. Knob: the target.
 
-use crate::autoscaler::{Autoscaler, HpaLoop, View};
+use crate::autoscaler::Autoscaler;
 use crate::keda::{Behavior, MetricKind, PolicyKind};
 
-use super::{Knob, Rival, Setup, rules};
+use super::{Knob, Rival, Setup, hpa_driven, rules};
 
 /// The registry entry.
 pub const RIVAL: Rival = Rival {
@@ -28,35 +28,12 @@ fn build(s: &Setup, v: &[f64]) -> Box<dyn Autoscaler> {
         up: rules(0, &[(PolicyKind::Pods, 2, 30)]),
         down: rules(60, &[(PolicyKind::Pods, 1, 30)]),
     };
-    Box::new(DynamoTtft {
-        hpa: HpaLoop::new(s.cluster.hpa(
-            s.min,
-            s.max,
-            Some(behavior),
-            MetricKind::ExternalValue { target: v[0] },
-        )),
-        period_ms: s.hpa_sync_ms,
-    })
-}
-
-struct DynamoTtft {
-    hpa: HpaLoop,
-    period_ms: u64,
-}
-
-impl Autoscaler for DynamoTtft {
-    fn clocks_ms(&self) -> Vec<u64> {
-        vec![self.period_ms]
-    }
-
-    fn tick(&mut self, _: usize, view: &View<'_>) -> Option<u32> {
-        let v = view.prom.ttft_quantile(view.now_ms, 300_000, 0.95);
-        self.hpa.sync(view, v)
-    }
-
-    fn metric(&self) -> Option<f64> {
-        self.hpa.last
-    }
+    hpa_driven::build(
+        s,
+        behavior,
+        MetricKind::ExternalValue { target: v[0] },
+        Box::new(|view| view.prom.ttft_quantile(view.now_ms, 300_000, 0.95)),
+    )
 }
 
 #[cfg(test)]

@@ -3,10 +3,10 @@
 //! means no metric and the HPA holds. The memory-pressure design of GKE's and KServe's vLLM
 //! autoscaling guides. Knob: the target.
 
-use crate::autoscaler::{Autoscaler, HpaLoop, View};
+use crate::autoscaler::Autoscaler;
 use crate::keda::{Behavior, MetricKind};
 
-use super::{Knob, Rival, Setup};
+use super::{Knob, Rival, Setup, hpa_driven};
 
 /// The registry entry.
 pub const RIVAL: Rival = Rival {
@@ -22,35 +22,13 @@ pub const RIVAL: Rival = Rival {
 };
 
 fn build(s: &Setup, v: &[f64]) -> Box<dyn Autoscaler> {
-    Box::new(Kv {
-        hpa: HpaLoop::new(s.cluster.hpa(
-            s.min,
-            s.max,
-            Some(Behavior::kubernetes_defaults()),
-            MetricKind::PodsAverage { target: v[0] },
-        )),
-        period_ms: s.hpa_sync_ms,
-    })
-}
-
-struct Kv {
-    hpa: HpaLoop,
-    period_ms: u64,
-}
-
-impl Autoscaler for Kv {
-    fn clocks_ms(&self) -> Vec<u64> {
-        vec![self.period_ms]
-    }
-
-    fn tick(&mut self, _: usize, view: &View<'_>) -> Option<u32> {
-        let v = view.prom.mean_kv(view.now_ms);
-        self.hpa.sync(view, v)
-    }
-
-    fn metric(&self) -> Option<f64> {
-        self.hpa.last
-    }
+    // Through prometheus-adapter: no series, no metric, and the HPA holds.
+    hpa_driven::build(
+        s,
+        Behavior::kubernetes_defaults(),
+        MetricKind::PodsAverage { target: v[0] },
+        Box::new(|view| view.prom.mean_kv(view.now_ms)),
+    )
 }
 
 #[cfg(test)]

@@ -5,10 +5,10 @@
 //! by the replica count, which is why the design scales oddly (autoscaling-design.md §7); it is
 //! ported as published. Knob: the threshold.
 
-use crate::autoscaler::{Autoscaler, HpaLoop, View};
+use crate::autoscaler::Autoscaler;
 use crate::keda::{Behavior, MetricKind};
 
-use super::{Knob, Rival, Setup};
+use super::{Knob, Rival, Setup, hpa_driven};
 
 /// The registry entry.
 pub const RIVAL: Rival = Rival {
@@ -24,39 +24,19 @@ pub const RIVAL: Rival = Rival {
 };
 
 fn build(s: &Setup, v: &[f64]) -> Box<dyn Autoscaler> {
-    Box::new(PromTtft {
-        hpa: HpaLoop::new(s.cluster.hpa(
-            s.min,
-            s.max,
-            Some(Behavior::kubernetes_defaults()),
-            MetricKind::ExternalAverageValue { target: v[0] },
-        )),
-        period_ms: s.hpa_sync_ms,
-    })
-}
-
-struct PromTtft {
-    hpa: HpaLoop,
-    period_ms: u64,
-}
-
-impl Autoscaler for PromTtft {
-    fn clocks_ms(&self) -> Vec<u64> {
-        vec![self.period_ms]
-    }
-
-    fn tick(&mut self, _: usize, view: &View<'_>) -> Option<u32> {
-        // ignoreNullValues: an empty or NaN result is 0.
-        let v = view
-            .prom
-            .ttft_quantile(view.now_ms, 300_000, 0.95)
-            .unwrap_or(0.0);
-        self.hpa.sync(view, Some(v))
-    }
-
-    fn metric(&self) -> Option<f64> {
-        self.hpa.last
-    }
+    // ignoreNullValues: an empty or NaN result is 0.
+    hpa_driven::build(
+        s,
+        Behavior::kubernetes_defaults(),
+        MetricKind::ExternalAverageValue { target: v[0] },
+        Box::new(|view| {
+            Some(
+                view.prom
+                    .ttft_quantile(view.now_ms, 300_000, 0.95)
+                    .unwrap_or(0.0),
+            )
+        }),
+    )
 }
 
 #[cfg(test)]

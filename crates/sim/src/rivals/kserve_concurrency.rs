@@ -4,10 +4,10 @@
 //! default HPA behavior. The default target here is Knative's default concurrency target of
 //! 100 in-flight requests per pod. Knob: the target.
 
-use crate::autoscaler::{Autoscaler, HpaLoop, View};
+use crate::autoscaler::Autoscaler;
 use crate::keda::{Behavior, MetricKind};
 
-use super::{Knob, Rival, Setup};
+use super::{Knob, Rival, Setup, hpa_driven};
 
 /// The registry entry.
 pub const RIVAL: Rival = Rival {
@@ -23,35 +23,12 @@ pub const RIVAL: Rival = Rival {
 };
 
 fn build(s: &Setup, v: &[f64]) -> Box<dyn Autoscaler> {
-    Box::new(Concurrency {
-        hpa: HpaLoop::new(s.cluster.hpa(
-            s.min,
-            s.max,
-            Some(Behavior::kubernetes_defaults()),
-            MetricKind::ExternalAverageValue { target: v[0] },
-        )),
-        period_ms: s.hpa_sync_ms,
-    })
-}
-
-struct Concurrency {
-    hpa: HpaLoop,
-    period_ms: u64,
-}
-
-impl Autoscaler for Concurrency {
-    fn clocks_ms(&self) -> Vec<u64> {
-        vec![self.period_ms]
-    }
-
-    fn tick(&mut self, _: usize, view: &View<'_>) -> Option<u32> {
-        let v = view.prom.sum_running(view.now_ms).unwrap_or(0.0);
-        self.hpa.sync(view, Some(v))
-    }
-
-    fn metric(&self) -> Option<f64> {
-        self.hpa.last
-    }
+    hpa_driven::build(
+        s,
+        Behavior::kubernetes_defaults(),
+        MetricKind::ExternalAverageValue { target: v[0] },
+        Box::new(|view| Some(view.prom.sum_running(view.now_ms).unwrap_or(0.0))),
+    )
 }
 
 #[cfg(test)]

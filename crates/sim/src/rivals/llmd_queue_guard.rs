@@ -6,10 +6,10 @@
 //! scale-down window). The queue is the router's flow-control queue; here, the engines'
 //! waiting requests. Knob: running requests per replica.
 
-use crate::autoscaler::{Autoscaler, HpaLoop, View};
-use crate::keda::{Behavior, MetricKind, PolicyKind};
+use crate::autoscaler::Autoscaler;
+use crate::keda::{Behavior, MetricKind};
 
-use super::{Knob, Rival, Setup, rules};
+use super::{Knob, Rival, Setup, hpa_driven};
 
 /// The registry entry.
 pub const RIVAL: Rival = Rival {
@@ -25,29 +25,21 @@ pub const RIVAL: Rival = Rival {
 };
 
 fn build(s: &Setup, v: &[f64]) -> Box<dyn Autoscaler> {
-    let behavior = Behavior {
-        up: rules(
-            0,
-            &[(PolicyKind::Pods, 4, 15), (PolicyKind::Percent, 100, 15)],
-        ),
-        down: rules(300, &[(PolicyKind::Percent, 100, 15)]),
-    };
-    Box::new(QueueGuard {
-        hpa: HpaLoop::new(s.cluster.hpa(
-            s.min,
-            s.max,
-            Some(behavior),
-            MetricKind::ExternalAverageValue { target: 1.0 },
-        )),
-        per_replica: v[0].max(1.0),
-        period_ms: s.polling_ms,
-    })
-}
-
-struct QueueGuard {
-    hpa: HpaLoop,
-    per_replica: f64,
-    period_ms: u64,
+    // Up max(4 pods, 100 %) per 15 s without a window, down after a 300 s window: the
+    // Kubernetes defaults.
+    let behavior = Behavior::kubernetes_defaults();
+    let per_replica = v[0].max(1.0);
+    hpa_driven::build(
+        s,
+        behavior,
+        MetricKind::ExternalAverageValue { target: 1.0 },
+        Box::new(move |view| {
+            let q = view.prom.sum_waiting(view.now_ms)?;
+            let r = view.prom.sum_running(view.now_ms)?;
+            let pending = view.provisioned.saturating_sub(view.ready);
+            Some(guarded(q, r, per_replica, view.provisioned, pending))
+        }),
+    )
 }
 
 /// The guarded demand, replicas.
@@ -58,28 +50,6 @@ fn guarded(queue: f64, running: f64, per_replica: f64, replicas: u32, pending: u
         demand
     } else {
         (demand - f64::from(pending)).max(replicas)
-    }
-}
-
-impl Autoscaler for QueueGuard {
-    fn clocks_ms(&self) -> Vec<u64> {
-        vec![self.period_ms]
-    }
-
-    fn tick(&mut self, _: usize, view: &View<'_>) -> Option<u32> {
-        let (Some(q), Some(r)) = (
-            view.prom.sum_waiting(view.now_ms),
-            view.prom.sum_running(view.now_ms),
-        ) else {
-            return self.hpa.sync(view, None);
-        };
-        let pending = view.provisioned.saturating_sub(view.ready);
-        let d = guarded(q, r, self.per_replica, view.provisioned, pending);
-        self.hpa.sync(view, Some(d))
-    }
-
-    fn metric(&self) -> Option<f64> {
-        self.hpa.last
     }
 }
 

@@ -15,6 +15,7 @@ use crate::score::Slo;
 mod arena_keda_queue;
 mod dynamo_hpa_ttft;
 mod dynamo_planner_load;
+mod hpa_driven;
 mod hpa_kv;
 mod keda_prometheus_queue;
 mod keda_prometheus_ttft;
