@@ -346,6 +346,14 @@ fn trace_load(
         anyhow::ensure!(s > 0.0 && s.is_finite(), "--rate-scale must be positive");
         s
     };
+    // Every request is kept in memory for its fate: refuse a load that could not fit rather
+    // than die allocating it.
+    anyhow::ensure!(
+        rows.len() as f64 * scale <= MAX_REQUESTS,
+        "--rate-scale {scale:.1} makes {:.0} requests of {} rows; at most {MAX_REQUESTS:.0}",
+        rows.len() as f64 * scale,
+        rows.len()
+    );
     Ok(Load::Trace {
         name: file_name(path),
         rows: Arc::new(rows),
@@ -356,8 +364,20 @@ fn trace_load(
     })
 }
 
+/// Most requests one load may hold (each keeps ~40 bytes of fate for scoring).
+const MAX_REQUESTS: f64 = 50e6;
+
+/// Longest simulated load, seconds (a week).
+const MAX_DURATION_S: f64 = 7.0 * 86_400.0;
+
 /// The one load of a plain `simulate` run.
 fn single_load(args: &SimulateArgs, params: &SimParams) -> anyhow::Result<Load> {
+    if let Some(d) = args.duration {
+        anyhow::ensure!(
+            d > 0.0 && d <= MAX_DURATION_S,
+            "--duration {d}: must be in (0, {MAX_DURATION_S}] seconds"
+        );
+    }
     if let Some(path) = &args.trace {
         let rows = read_trace(path)?;
         return trace_load(args, params, path, rows);

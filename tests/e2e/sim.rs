@@ -528,3 +528,22 @@ fn a_scale_down_kills_what_the_removed_pod_held_and_scores_it_failed() {
         "{s:?}"
     );
 }
+
+#[test]
+fn a_load_too_large_to_hold_is_refused_with_the_flag_named() {
+    let dir = temp_dir("sim-huge");
+    let trace = dir.join("t.csv");
+    std::fs::write(
+        &trace,
+        "TIMESTAMP,ContextTokens,GeneratedTokens\n0,100,10\n1,100,10\n",
+    )
+    .expect("write");
+    let t = trace.to_string_lossy().to_string();
+    let args = simulate_args(&["--trace", &t, "--rate-scale", "1e9"]);
+    let e = keda_llm_scaler::tools::simulate::run(&args).expect_err("refused");
+    assert!(e.to_string().contains("--rate-scale"), "{e}");
+    let args = simulate_args(&["--scenario", "poisson", "--duration", "1e12"]);
+    let e = keda_llm_scaler::tools::simulate::run(&args).expect_err("refused");
+    assert!(e.to_string().contains("--duration"), "{e}");
+    let _ = std::fs::remove_dir_all(dir);
+}
