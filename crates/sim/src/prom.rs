@@ -189,16 +189,6 @@ impl Prometheus {
         any.then_some(total)
     }
 
-    /// `rate(frontend_requests_total[window])` per second.
-    pub fn arrival_rate(&self, now_ms: u64, window_ms: u64) -> Option<f64> {
-        let from = now_ms.saturating_sub(window_ms);
-        let mut w = self.arrivals.iter().filter(|x| x.0 > from && x.0 <= now_ms);
-        let first = w.next()?;
-        let last = w.next_back()?;
-        let dt = (last.0 - first.0) as f64 / 1000.0;
-        (dt > 0.0).then(|| last.1.saturating_sub(first.1) as f64 / dt)
-    }
-
     /// The latest scrape of the frontend's cumulative request counter: (time ms, total).
     pub fn arrivals_latest(&self) -> Option<(u64, u64)> {
         self.arrivals.back().copied()

@@ -34,11 +34,6 @@ pub struct Spread {
 }
 
 impl Spread {
-    /// Always `s`.
-    pub fn fixed(s: f64) -> Spread {
-        Spread { min_s: s, max_s: s }
-    }
-
     /// One draw.
     pub fn draw(&self, rng: &mut Rng) -> f64 {
         self.min_s + rng.next_f64() * (self.max_s - self.min_s).max(0.0)

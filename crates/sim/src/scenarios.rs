@@ -24,13 +24,11 @@ const LOAD_PER_REPLICA: f64 = 0.7;
 /// The scoring TTFT SLO the field uses for long prompts (the Autoscaling Arena's 2 s).
 pub const LONG_CONTEXT_TTFT_SLO_S: f64 = 2.0;
 
-/// How a synthetic scenario is built: its mix and its sizing.
+/// A synthetic scenario and the SLO the field scores it at.
 #[derive(Debug, Clone)]
 pub struct Built {
     /// The scenario.
     pub scenario: Scenario,
-    /// One replica's calibrated capacity for its mix, requests per second.
-    pub capacity_rps: f64,
     /// The TTFT SLO the field scores this kind of load at, when it differs from the default.
     pub ttft_slo_s: Option<f64>,
 }
@@ -164,7 +162,6 @@ pub fn synthetic(
             outages,
             onsets: onsets.into_iter().filter(|o| *o < duration).collect(),
         },
-        capacity_rps: cap,
         ttft_slo_s,
     })
 }

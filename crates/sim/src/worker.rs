@@ -172,32 +172,13 @@ impl EngineParams {
             / self.gpu.prefill_flop_per_s()
     }
 
-    /// Duration of one step that prefills `prefill_flop_s` worth of compute and decodes `seqs`
-    /// sequences whose KV holds `kv_tokens` tokens.
+    /// Duration of one step carrying `prefill_s` seconds of prefill compute and `seqs` running
+    /// sequences whose decoders' KV holds `kv_tokens` tokens.
     pub fn step_s(&self, prefill_s: f64, seqs: usize, kv_tokens: u64) -> f64 {
         let read = (self.weight_bytes + kv_tokens as f64 * self.kv_bytes_per_token)
             / (self.hbm_efficiency * self.gpu.hbm_bytes_per_s());
         (self.step_overhead_s + read + seqs as f64 * self.per_seq_s + prefill_s)
             .max(self.min_step_s)
-    }
-
-    /// Steady-state request rate one worker sustains for a length mix while each step stays
-    /// under `max_step_s`, from the step model (a planner's "plant"; see docs/simulator.md).
-    pub fn capacity_rps(&self, mean_prompt: f64, mean_generate: f64, max_step_s: f64) -> f64 {
-        // Per second of GPU time: steps x fixed read + rate x (prefill + decode KV reads) = 1,
-        // with the batch and context at their steady-state size.
-        let steps = 1.0 / max_step_s.max(self.min_step_s);
-        let fixed = self.step_overhead_s
-            + self.weight_bytes / (self.hbm_efficiency * self.gpu.hbm_bytes_per_s());
-        let prefill = self.prefill_s(0, mean_prompt.max(1.0) as u32);
-        let ctx = mean_prompt + mean_generate / 2.0;
-        let per_token_read = ctx * self.kv_bytes_per_token
-            / (self.hbm_efficiency * self.gpu.hbm_bytes_per_s())
-            + self.per_seq_s;
-        let per_req = prefill + mean_generate * per_token_read;
-        ((1.0 - steps * fixed) / per_req)
-            .max(0.0)
-            .min(self.api_rate())
     }
 
     /// Requests per second a pod's API servers pass.
@@ -444,7 +425,7 @@ impl Worker {
         slot
     }
 
-    /// Every running slot, newest first would be `order` reversed; this is the live set.
+    /// Every slot that holds a running sequence.
     fn live_slots(&self) -> impl Iterator<Item = usize> + '_ {
         self.slots
             .iter()
