@@ -599,8 +599,8 @@ fn suite(args: &SimulateArgs, params: &SimParams) -> anyhow::Result<()> {
     let watch = Stopwatch::start();
     let loads = development_loads(args, params)?;
     let entries = args.entries()?;
-    let results =
-        arena::run_loads(&loads, params, &entries, args.seeds()).map_err(anyhow::Error::msg)?;
+    let results = arena::run_loads(&loads, params, &entries, &[], args.seeds())
+        .map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let md = markdown(&results);
@@ -611,10 +611,8 @@ fn suite(args: &SimulateArgs, params: &SimParams) -> anyhow::Result<()> {
     )?;
     let mut html = sim::report::page_start("keda-llm-scaler arena suite");
     for r in &results {
-        if let Some(c) = &r.first {
-            let mut p = params.clone();
-            p.slo = r.slo;
-            html.push_str(&sim::report::section(c, &p));
+        if let Some((c, p)) = &r.first {
+            html.push_str(&sim::report::section(c, p));
         }
     }
     html.push_str(sim::report::FOOTER);
@@ -693,28 +691,14 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
     if args.record.is_some() && args.seeds > 1 {
         bail!("--record records one seed; drop --seeds");
     }
-    let mut results = Vec::new();
-    let mut first = None;
-    let mut per_entry: Vec<Vec<crate::sim::score::Scores>> = vec![Vec::new(); entries.len()];
-    let mut scored = params.clone();
-    for seed in args.seed..args.seed + args.seeds.max(1) {
-        let (mut scenario, p) = load
-            .build(&params, seed, args.slo_ttft_ms.is_some())
-            .map_err(anyhow::Error::msg)?;
-        scenario.outages.extend(outages.iter().copied());
-        let c = sim::compare(&scenario, &p, &entries, seed);
-        for (i, r) in c.runs.iter().enumerate() {
-            per_entry[i].push(r.scores.clone());
-        }
-        scored = p;
-        if first.is_none() {
-            first = Some(c);
-        }
-    }
-    for (i, e) in entries.iter().enumerate() {
-        results.push(arena::summarize(&e.label, &per_entry[i]));
-    }
-    let Some(comparison) = first else {
+    let mut loads = arena::run_loads(&[load], &params, &entries, &outages, args.seeds())
+        .map_err(anyhow::Error::msg)?;
+    let Some(LoadResult {
+        summaries: results,
+        first: Some((comparison, scored)),
+        ..
+    }) = loads.pop()
+    else {
         bail!("no seed ran");
     };
     if args.json {

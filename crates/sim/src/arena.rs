@@ -178,13 +178,17 @@ pub struct LoadResult {
     pub slo: crate::score::Slo,
     /// Per contestant, in the order asked.
     pub summaries: Vec<Summary>,
-    /// The first seed's comparison.
+    /// The first seed's comparison, and the parameters it was scored at.
     #[serde(skip)]
-    pub first: Option<Comparison>,
+    pub first: Option<(Comparison, SimParams)>,
 }
 
 /// One finished job: load index, seed, and its comparison with the parameters it was scored at.
 type Finished = (usize, u64, Result<(Comparison, SimParams), String>);
+
+/// One load's runs as they come in: each contestant's per-seed scores, and the first seed's
+/// comparison with its parameters.
+type Gathered = (Vec<Vec<Scores>>, Option<(Comparison, SimParams)>);
 
 /// How a set of runs is spread: seeds `first_seed..first_seed + seeds`, on `threads` threads.
 #[derive(Debug, Clone, Copy)]
@@ -199,11 +203,13 @@ pub struct Spread {
     pub slo_fixed: bool,
 }
 
-/// Runs `entries` on every load for every seed of `spread`.
+/// Runs `entries` on every load for every seed of `spread`, with metric `outages` (start,
+/// length in seconds) added to every load.
 pub fn run_loads(
     loads: &[Load],
     params: &SimParams,
     entries: &[Entry],
+    outages: &[(f64, f64)],
     spread: Spread,
 ) -> Result<Vec<LoadResult>, String> {
     let Spread {
@@ -225,9 +231,10 @@ pub fn run_loads(
                     let Some(&(l, seed)) = jobs.get(i) else {
                         break;
                     };
-                    let out = loads[l]
-                        .build(params, seed, slo_fixed)
-                        .map(|(sc, p)| (compare(&sc, &p, entries, seed), p));
+                    let out = loads[l].build(params, seed, slo_fixed).map(|(mut sc, p)| {
+                        sc.outages.extend_from_slice(outages);
+                        (compare(&sc, &p, entries, seed), p)
+                    });
                     if let Ok(mut d) = done.lock() {
                         d.push((l, seed, out));
                     }
@@ -239,38 +246,35 @@ pub fn run_loads(
         .into_inner()
         .map_err(|_| "a suite thread panicked".to_string())?;
     done.sort_by_key(|(l, s, _)| (*l, *s));
-    let mut out = Vec::new();
-    for (l, load) in loads.iter().enumerate() {
-        let mut per_entry: Vec<Vec<Scores>> = vec![Vec::new(); entries.len() + 1];
-        let mut first = None;
-        let mut slo = params.slo;
-        for (_, _, result) in done.iter().filter(|(x, _, _)| *x == l) {
-            let (c, p) = result
-                .as_ref()
-                .map_err(|e| format!("{}: {e}", load.name()))?;
-            slo = p.slo;
-            for (i, r) in c.runs.iter().enumerate() {
-                per_entry[i].push(r.scores.clone());
-            }
-            if first.is_none() {
-                first = Some(c.clone());
-            }
+    let mut per_load: Vec<Gathered> = loads
+        .iter()
+        .map(|_| (vec![Vec::new(); entries.len()], None))
+        .collect();
+    for (l, _, result) in done {
+        let (c, p) = result.map_err(|e| format!("{}: {e}", loads[l].name()))?;
+        let (per_entry, first) = &mut per_load[l];
+        for (i, r) in c.runs.iter().enumerate() {
+            per_entry[i].push(r.scores.clone());
         }
-        let summaries = entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| summarize(&e.label, &per_entry[i]))
-            .collect();
-        out.push(LoadResult {
+        // Seeds come in order: the first kept is the first seed's.
+        first.get_or_insert((c, p));
+    }
+    Ok(loads
+        .iter()
+        .zip(per_load)
+        .map(|(load, (per_entry, first))| LoadResult {
             load: first
                 .as_ref()
-                .map_or_else(|| load.name(), |c| c.scenario.clone()),
-            slo,
-            summaries,
+                .map_or_else(|| load.name(), |(c, _)| c.scenario.clone()),
+            slo: first.as_ref().map_or(params.slo, |(_, p)| p.slo),
+            summaries: entries
+                .iter()
+                .zip(&per_entry)
+                .map(|(e, runs)| summarize(&e.label, runs))
+                .collect(),
             first,
-        });
-    }
-    Ok(out)
+        })
+        .collect())
 }
 
 /// One rival's tuning: every grid point's mean scores over the development loads, and the
@@ -311,7 +315,7 @@ pub fn tune(
     for r in rivals {
         entries.extend(crate::rivals::grid(r));
     }
-    let results = run_loads(loads, params, &entries, spread)?;
+    let results = run_loads(loads, params, &entries, &[], spread)?;
     let mut out = Vec::new();
     for r in rivals {
         let points: Vec<(String, f64, f64)> = entries
