@@ -151,7 +151,16 @@ pub const KEYS: &[KeySpec] = &[
             max: 600_000.0,
         },
         default: "500",
-        meaning: "TTFT SLO in milliseconds.",
+        meaning: "TTFT SLO in milliseconds: the fleet is sized so that the predicted TTFT quantile stays under it.",
+    },
+    KeySpec {
+        key: "itlTargetMs",
+        value: Value::Number {
+            min: 1.0,
+            max: 60_000.0,
+        },
+        default: "50",
+        meaning: "Inter-token latency SLO (mean over the window) in milliseconds; sized for like the TTFT.",
     },
     KeySpec {
         key: "ttftQuantile",
@@ -213,8 +222,8 @@ pub const KEYS: &[KeySpec] = &[
             min: 0.0,
             max: 86_400.0,
         },
-        default: "300",
-        meaning: "How long a lower need must hold before scaling down.",
+        default: "",
+        meaning: "Deprecated: how long a lower need must hold before replicas are removed; unset, one learned capacity lead time (pod start, plus node provisioning when pods wait for nodes).",
     },
     KeySpec {
         key: "scaleUpUtilization",
@@ -223,7 +232,7 @@ pub const KEYS: &[KeySpec] = &[
             max: 1.0,
         },
         default: "0.8",
-        meaning: "Utilisation (demand / (replicas x concurrencyPerReplica)) above which capacity is added.",
+        meaning: "Deprecated, ignored: the utilisation ceiling now follows from the SLOs and the learned base latency.",
     },
     KeySpec {
         key: "scaleDownUtilization",
@@ -232,7 +241,7 @@ pub const KEYS: &[KeySpec] = &[
             max: 0.99,
         },
         default: "0.6",
-        meaning: "Projected utilisation after removing replicas must stay below this for the whole scale-down window.",
+        meaning: "Deprecated, ignored: a scale-down now plans the remaining fleet at 0.85 of the SLO's ceiling.",
     },
     KeySpec {
         key: "concurrencyPerReplica",
@@ -241,7 +250,7 @@ pub const KEYS: &[KeySpec] = &[
             max: 100_000.0,
         },
         default: "48",
-        meaning: "Seed of the per-replica capacity: requests in flight at the TTFT knee (Qwen3-0.6B on one H100 saturates near 60-70 in flight); calibrated online within 0.5x-1.5x from TTFT.",
+        meaning: "Deprecated seed of the concurrency fallback (requests in flight per replica), used only until the prefill capacity is learned from the token counters, or where they are absent; calibrated online within 0.5x-4x from TTFT.",
     },
     KeySpec {
         key: "postScaleUpHoldSeconds",
@@ -250,7 +259,7 @@ pub const KEYS: &[KeySpec] = &[
             max: 86_400.0,
         },
         default: "600",
-        meaning: "No scale-down for this long after a scale-up.",
+        meaning: "Deprecated, ignored: the scale-down hold is one capacity lead time.",
     },
     KeySpec {
         key: "scaleDownStepSeconds",
@@ -259,7 +268,7 @@ pub const KEYS: &[KeySpec] = &[
             max: 86_400.0,
         },
         default: "120",
-        meaning: "Period of scale-down steps.",
+        meaning: "Deprecated, ignored: a scale-down removes what the plan allows in one step.",
     },
     KeySpec {
         key: "scaleDownMaxPercent",
@@ -268,7 +277,7 @@ pub const KEYS: &[KeySpec] = &[
             max: 100.0,
         },
         default: "10",
-        meaning: "Each scale-down step removes at most this percentage of ready replicas (at least 1).",
+        meaning: "Deprecated, ignored (see `scaleDownStepSeconds`).",
     },
     KeySpec {
         key: "maxScaleUpFactor",
@@ -295,7 +304,22 @@ pub const KEYS: &[KeySpec] = &[
             max: 86_400.0,
         },
         default: "600",
-        meaning: "A requested replica not serving by then stops counting as supply (reason `capacity_blocked`).",
+        meaning: "An ordered replica not serving by then stops counting as supply (reason `capacity_blocked`); an order the fleet no longer needs is withdrawn at once.",
+    },
+    KeySpec {
+        key: "headroomPercent",
+        value: Value::Number {
+            min: 0.0,
+            max: 500.0,
+        },
+        default: "0",
+        meaning: "Warm capacity: this percentage of the sized need is added on top (burst tolerance and cold-start cover, paid in GPUs).",
+    },
+    KeySpec {
+        key: "spareReplicas",
+        value: Value::Integer { min: 0, max: 1000 },
+        default: "0",
+        meaning: "Warm capacity: this many replicas are added on top of the sized need (and its headroom) whenever there is demand.",
     },
     KeySpec {
         key: "hpaTolerance",

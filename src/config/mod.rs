@@ -121,6 +121,14 @@ fn decision(l: &Lookup<'_>) -> Result<DecisionConfig, MetadataError> {
             "must cover at least two scrape intervals",
         ));
     }
+    // Deprecated keys still validated, so a ScaledObject that sets them wrongly hears of it.
+    for key in [
+        "postScaleUpHoldSeconds",
+        "scaleDownStepSeconds",
+        "scaleDownMaxPercent",
+    ] {
+        l.number(key)?;
+    }
     let up = l.number("scaleUpUtilization")?;
     let down = l.number("scaleDownUtilization")?;
     if down >= up {
@@ -141,15 +149,16 @@ fn decision(l: &Lookup<'_>) -> Result<DecisionConfig, MetadataError> {
             min_replicas,
             max_replicas,
             ttft_target_s: l.number("ttftTargetMs")? / 1000.0,
+            itl_target_s: l.number("itlTargetMs")? / 1000.0,
             kv_target: l.number("kvCacheTarget")?,
-            scale_up_utilization: up,
-            scale_down_utilization: down,
+            headroom_fraction: l.number("headroomPercent")? / 100.0,
+            spare_replicas: l.integer("spareReplicas")?,
             concurrency_per_replica: l.number("concurrencyPerReplica")?,
-            scale_down_window_ms: l.millis("scaleDownWindowSeconds")?,
             ttft_window_ms: window_ms,
-            post_scale_up_hold_ms: l.millis("postScaleUpHoldSeconds")?,
-            scale_down_step_ms: l.millis("scaleDownStepSeconds")?,
-            scale_down_max_fraction: l.number("scaleDownMaxPercent")? / 100.0,
+            scale_down_hold_ms: match l.raw("scaleDownWindowSeconds") {
+                Some(_) => Some(l.millis("scaleDownWindowSeconds")?),
+                None => None,
+            },
             max_scale_up_factor: l.number("maxScaleUpFactor")?,
             max_scale_up_step: l.integer("maxScaleUpStep")?,
             pending_timeout_ms: l.millis("pendingTimeoutSeconds")?,

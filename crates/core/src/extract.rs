@@ -79,6 +79,14 @@ enum Role {
     FrontendWorkerWaiting,
     /// Dynamo >= 1.3: requests per frontend pipeline stage (`stage` label), read by stage.
     FrontendStageRequests,
+    /// Cumulative prompt (prefill) tokens.
+    PromptTokens,
+    /// Cumulative generated (decode) tokens.
+    GenerationTokens,
+    /// `_sum` of the inter-token latency histogram, seconds.
+    ItlSum,
+    /// `_count` of the inter-token latency histogram.
+    ItlCount,
 }
 
 /// `(dialect, role, family name)`; within a role, earlier rows win.
@@ -206,6 +214,53 @@ const FAMILIES: &[(Engine, Role, &str)] = &[
         Role::FrontendStageRequests,
         "dynamo_frontend_stage_requests",
     ),
+    (Engine::Vllm, Role::PromptTokens, "vllm:prompt_tokens_total"),
+    (
+        Engine::Sglang,
+        Role::PromptTokens,
+        "sglang:prompt_tokens_total",
+    ),
+    (
+        Engine::Vllm,
+        Role::GenerationTokens,
+        "vllm:generation_tokens_total",
+    ),
+    (
+        Engine::Sglang,
+        Role::GenerationTokens,
+        "sglang:generation_tokens_total",
+    ),
+    (
+        Engine::Vllm,
+        Role::ItlSum,
+        "vllm:inter_token_latency_seconds_sum",
+    ),
+    // vLLM before 0.11 named the same histogram `time_per_output_token`.
+    (
+        Engine::Vllm,
+        Role::ItlSum,
+        "vllm:time_per_output_token_seconds_sum",
+    ),
+    (
+        Engine::Sglang,
+        Role::ItlSum,
+        "sglang:time_per_output_token_seconds_sum",
+    ),
+    (
+        Engine::Vllm,
+        Role::ItlCount,
+        "vllm:inter_token_latency_seconds_count",
+    ),
+    (
+        Engine::Vllm,
+        Role::ItlCount,
+        "vllm:time_per_output_token_seconds_count",
+    ),
+    (
+        Engine::Sglang,
+        Role::ItlCount,
+        "sglang:time_per_output_token_seconds_count",
+    ),
 ];
 
 /// Frontend pipeline stages before a worker starts prefilling (`dynamo_frontend_stage_requests`
@@ -241,6 +296,12 @@ pub struct WorkerMetrics {
     /// engine queues are added to it fleet-wide; every other page counts everything it knows.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub waiting_excludes_engines: bool,
+    /// Cumulative prompt (prefill) tokens.
+    pub prompt_tokens_total: Option<f64>,
+    /// Cumulative generated tokens.
+    pub generation_tokens_total: Option<f64>,
+    /// Cumulative inter-token latency `(sum seconds, count)`, from one histogram family.
+    pub itl_total: Option<(f64, f64)>,
 }
 
 /// Why a page that parsed cannot be used: a value no engine would report, which must never
@@ -465,6 +526,14 @@ impl Accumulator {
             .map(|(_, v)| *v)
     }
 
+    /// Like [`Accumulator::first`], with the family's index.
+    fn first_index(&self, role: Role) -> Option<(usize, f64)> {
+        self.plain
+            .iter()
+            .find(|(index, _)| FAMILIES[**index].1 == role)
+            .map(|(index, v)| (*index, v.0))
+    }
+
     fn finish(mut self) -> WorkerMetrics {
         let mut m = WorkerMetrics::default();
         if let Some((&index, series)) = self.buckets.iter_mut().next() {
@@ -502,6 +571,20 @@ impl Accumulator {
         }
         m.preemptions_total = self.first(Role::Preemptions).map(|v| v.0);
         m.requests_total = self.first(Role::Requests).map(|v| v.0);
+        m.prompt_tokens_total = self.first(Role::PromptTokens).map(|v| v.0);
+        m.generation_tokens_total = self.first(Role::GenerationTokens).map(|v| v.0);
+        // Sum and count only from the same family (the table lists them in the same order).
+        m.itl_total = match (
+            self.first_index(Role::ItlSum),
+            self.first_index(Role::ItlCount),
+        ) {
+            (Some((si, sum)), Some((ci, count)))
+                if FAMILIES[si].2.strip_suffix("_sum") == FAMILIES[ci].2.strip_suffix("_count") =>
+            {
+                Some((sum, count))
+            }
+            _ => None,
+        };
         m.kv_capacity_tokens = self.kv_capacity();
         if m.kv_usage.is_none()
             && let (Some((active, _)), Some((total, _))) = (
@@ -681,5 +764,49 @@ mod tests {
         let page = "dynamo_frontend_queued_requests{model=\"qwen/qwen3-0.6b\"} 2\ndynamo_frontend_queued_requests{model=\"other\"} 5\n";
         let m = extract(page, Engine::Auto, Some("Qwen/Qwen3-0.6B")).metrics;
         assert_eq!(m.waiting, Some(2.0));
+    }
+
+    /// The real captures in `../shared/fixtures/real-metrics/` (read as they are).
+    fn capture(name: &str) -> String {
+        let path = format!(
+            "{}/../../../shared/fixtures/real-metrics/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn token_counters_and_inter_token_latency_from_the_real_captures() {
+        let v = extract(
+            &capture("vllm-0.19.1_v1_llama3.1-8b_a100_kvwarden.txt"),
+            Engine::Auto,
+            None,
+        )
+        .metrics;
+        // `vllm:prompt_tokens_total`, not `_cached_total` or `_by_source_total` beside it.
+        assert_eq!(v.prompt_tokens_total, Some(115_898.0));
+        assert_eq!(v.generation_tokens_total, Some(18_488.0));
+        assert_eq!(v.itl_total, Some((412.552094290033, 17_571.0)));
+        let s = extract(
+            &capture("sglang-0.4.0era_llama3.1-8b_sglang-docs.txt"),
+            Engine::Auto,
+            None,
+        )
+        .metrics;
+        assert_eq!(s.prompt_tokens_total, Some(8.128902e6));
+        assert_eq!(s.generation_tokens_total, Some(7.557572e6));
+        assert_eq!(s.itl_total, Some((866_964.5791549598, 7.400757e6)));
+    }
+
+    #[test]
+    fn an_itl_sum_without_its_own_count_is_not_a_mean() {
+        // Sum from the current name, count only from the pre-0.11 one: no pairing.
+        let page = "vllm:inter_token_latency_seconds_sum 10\nvllm:time_per_output_token_seconds_count 400\n";
+        assert_eq!(extract(page, Engine::Auto, None).metrics.itl_total, None);
+        let page = "vllm:time_per_output_token_seconds_sum 10\nvllm:time_per_output_token_seconds_count 400\n";
+        assert_eq!(
+            extract(page, Engine::Auto, None).metrics.itl_total,
+            Some((10.0, 400.0))
+        );
     }
 }

@@ -218,6 +218,9 @@ struct Baseline {
     created: BTreeMap<String, f64>,
     requests: Option<f64>,
     preemptions: Option<f64>,
+    prompt_tokens: Option<f64>,
+    generation_tokens: Option<f64>,
+    itl: Option<(f64, f64)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -227,7 +230,31 @@ struct CycleEntry {
     ttft: Histogram,
     requests: f64,
     preemptions: f64,
+    /// Worker counters: prompt and generated tokens, inter-token latency sum and count.
+    work: WorkDelta,
 }
+
+/// Increases of the workers' token and inter-token-latency counters.
+#[derive(Debug, Clone, Copy, Default)]
+struct WorkDelta {
+    prompt_tokens: f64,
+    generation_tokens: f64,
+    itl_sum: f64,
+    itl_count: f64,
+}
+
+impl WorkDelta {
+    fn add(&mut self, o: &WorkDelta) {
+        self.prompt_tokens += o.prompt_tokens;
+        self.generation_tokens += o.generation_tokens;
+        self.itl_sum += o.itl_sum;
+        self.itl_count += o.itl_count;
+    }
+}
+
+/// The recent rates are over the last `1 / RECENT_SHARE` of the window (15 s of the default
+/// 60 s): short enough to see a burst within a pod start, long enough to hold several scrapes.
+pub const RECENT_SHARE: u64 = 4;
 
 /// Fleet memory. See the module docs.
 #[derive(Debug, Clone, Default)]
@@ -265,6 +292,21 @@ pub struct Signals {
     pub request_rate: f64,
     /// Preemptions per second over the window.
     pub preemption_rate: f64,
+    /// Whether a fresh worker exposes a prompt-token counter (so a zero rate is a measured
+    /// zero).
+    pub token_counters: bool,
+    /// Prompt (prefill) tokens per second over the window, summed over fresh workers.
+    pub prompt_token_rate: f64,
+    /// Requests per second over the last quarter of the window.
+    pub recent_request_rate: f64,
+    /// Prompt tokens per second over the last quarter of the window.
+    pub recent_prompt_token_rate: f64,
+    /// Generated tokens per second over the window, summed over fresh workers.
+    pub generation_token_rate: f64,
+    /// Mean inter-token latency over the window, seconds (`None`: too few tokens or no
+    /// histogram).
+    pub itl_seconds: Option<f64>,
+
     /// Workers with data from the latest cycle.
     pub fresh_workers: usize,
     /// Workers discovered in the latest cycle.
@@ -333,11 +375,19 @@ impl Fleet {
                         });
                         continue;
                     }
+                    // Token and inter-token counters are the engines' own, read on workers only
+                    // (a Dynamo worker re-exposes vLLM's).
+                    if obs.role == TargetRole::Worker && fresh_baseline {
+                        entry.work.add(&work_increase(&state.baseline, &metrics));
+                    }
                     state.baseline = Baseline {
                         ttft: metrics.ttft.clone(),
                         created: metrics.ttft_created.clone(),
                         requests: metrics.requests_total,
                         preemptions: metrics.preemptions_total,
+                        prompt_tokens: metrics.prompt_tokens_total,
+                        generation_tokens: metrics.generation_tokens_total,
+                        itl: metrics.itl_total,
                     };
                     state.last_ok_ms = Some(now_ms);
                     state.stale = None;
@@ -375,6 +425,7 @@ impl Fleet {
             last.span_ms += entry.span_ms;
             last.requests += entry.requests;
             last.preemptions += entry.preemptions;
+            last.work.add(&entry.work);
             return;
         }
         self.window.push_back(entry);
@@ -402,12 +453,31 @@ impl Fleet {
     pub fn signals(&self, cfg: &SignalConfig) -> Signals {
         let mut ttft = Histogram::default();
         let (mut requests, mut preemptions, mut span_ms) = (0.0, 0.0, 0u64);
+        let mut work = WorkDelta::default();
+        // The recent part of the window: a burst shows there within a few scrapes, where the
+        // whole window's rate takes the window to catch up.
+        let now = self.last_cycle_ms.unwrap_or(0);
+        let recent_from = now.saturating_sub(cfg.window_ms / RECENT_SHARE);
+        let (mut recent_requests, mut recent_prompt, mut recent_span) = (0.0, 0.0, 0u64);
         for e in &self.window {
             ttft.add(&e.ttft);
             requests += e.requests;
             preemptions += e.preemptions;
+            work.add(&e.work);
             span_ms += e.span_ms;
+            if e.at_ms > recent_from {
+                recent_requests += e.requests;
+                recent_prompt += e.work.prompt_tokens;
+                recent_span += e.span_ms;
+            }
         }
+        let recent_per_second = |n: f64| {
+            if recent_span > 0 {
+                n * 1000.0 / recent_span as f64
+            } else {
+                0.0
+            }
+        };
         let samples = ttft.count();
         let quantile = if samples >= cfg.ttft_min_samples.max(1.0) {
             ttft.quantile(cfg.ttft_quantile)
@@ -479,6 +549,16 @@ impl Fleet {
             running: running.unwrap_or(0.0),
             request_rate: per_second(requests),
             preemption_rate: per_second(preemptions),
+            token_counters: self
+                .fresh(Some(TargetRole::Worker))
+                .any(|(_, m)| m.prompt_tokens_total.is_some()),
+            prompt_token_rate: per_second(work.prompt_tokens),
+            recent_request_rate: recent_per_second(recent_requests),
+            recent_prompt_token_rate: recent_per_second(recent_prompt),
+            generation_token_rate: per_second(work.generation_tokens),
+            itl_seconds: (work.itl_count >= cfg.ttft_min_samples.max(1.0))
+                .then(|| work.itl_sum / work.itl_count),
+
             fresh_workers: fresh_count(TargetRole::Worker),
             discovered_workers: count(TargetRole::Worker),
             starting_workers: self
@@ -535,6 +615,24 @@ fn accumulate(
     entry.requests += counter_increase(baseline.requests, now.requests_total);
     entry.preemptions += counter_increase(baseline.preemptions, now.preemptions_total);
     Ok(())
+}
+
+/// The workers' token and inter-token-latency counters' increase over `baseline`.
+fn work_increase(baseline: &Baseline, now: &WorkerMetrics) -> WorkDelta {
+    let (itl_sum, itl_count) = match (baseline.itl, now.itl_total) {
+        (Some((s0, c0)), Some((s1, c1))) if c1 >= c0 && s1 >= s0 => (s1 - s0, c1 - c0),
+        (Some(_), Some((s1, c1))) => (s1, c1),
+        _ => (0.0, 0.0),
+    };
+    WorkDelta {
+        prompt_tokens: counter_increase(baseline.prompt_tokens, now.prompt_tokens_total),
+        generation_tokens: counter_increase(
+            baseline.generation_tokens,
+            now.generation_tokens_total,
+        ),
+        itl_sum,
+        itl_count,
+    }
 }
 
 /// `increase()` of a counter between two points: the post-reset value after a reset.
@@ -714,5 +812,43 @@ mod tests {
         assert_eq!(s.kv_usage_max, Some(0.5), "stale data is not used");
         f.apply_cycle(&c, 10_000, vec![ok("a", page(&[], 1.0, 0.5))]);
         assert_eq!(f.signals(&c).discovered_workers, 1);
+    }
+
+    #[test]
+    fn token_rates_over_the_window_and_its_recent_quarter() {
+        // One worker: 1000 prompt tokens/s for 45 s, then 5000/s for 15 s; ITL 2 s over 200
+        // tokens per 5 s.
+        let c = cfg();
+        let mut f = Fleet::default();
+        let (mut prompt, mut itl_sum, mut itl_count) = (0.0, 0.0, 0.0);
+        for i in 0..=12u64 {
+            let text = format!(
+                "vllm:num_requests_running 1\nvllm:prompt_tokens_total {prompt}\nvllm:generation_tokens_total {}\nvllm:inter_token_latency_seconds_sum {itl_sum}\nvllm:inter_token_latency_seconds_count {itl_count}\n",
+                prompt / 10.0
+            );
+            f.apply_cycle(
+                &c,
+                i * 5000,
+                vec![ok("a", extract(&text, Engine::Auto, None).metrics)],
+            );
+            prompt += if i < 9 { 5000.0 } else { 25_000.0 };
+            itl_sum += 2.0;
+            itl_count += 200.0;
+        }
+        let s = f.signals(&c);
+        assert!(s.token_counters);
+        // Window: (9 x 5000 + 3 x 25000) / 60 s = 2000; recent 15 s: 5000.
+        assert!(
+            (s.prompt_token_rate - 2000.0).abs() < 1e-9,
+            "{}",
+            s.prompt_token_rate
+        );
+        assert!(
+            (s.recent_prompt_token_rate - 5000.0).abs() < 1e-9,
+            "{}",
+            s.recent_prompt_token_rate
+        );
+        assert!((s.generation_token_rate - 200.0).abs() < 1e-9);
+        assert_eq!(s.itl_seconds, Some(0.01));
     }
 }

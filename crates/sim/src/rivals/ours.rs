@@ -15,7 +15,7 @@ use super::{Rival, Setup};
 /// The registry entry.
 pub const RIVAL: Rival = Rival {
     name: super::OURS,
-    source: "this repository (crates/core/src/policy.rs; README, manifests/)",
+    source: "this repository (crates/core/src/policy/; README, manifests/)",
     knobs: &[],
     build,
 };

@@ -1,0 +1,105 @@
+//! Every constant of the policy in one place, each with the reason for its value
+//! (`docs/policy.md` explains them in context). None of them is a metadata key: they describe
+//! how an inference engine behaves, not what a user wants.
+
+/// The highest utilisation of any resource (prefill tokens per second, in-flight requests) a
+/// fleet is sized for. Queueing delay grows as `1 / (1 - rho)`: past 0.8 a +-10 % swing in
+/// arrivals moves TTFT by a factor of two, which no SLO margin absorbs. The MPC planner's
+/// goodput-per-GPU optimum sits between 0.6 and 0.8 on the arena's loads for the same reason.
+pub const MAX_UTILIZATION: f64 = 0.8;
+
+/// The lowest utilisation ceiling the TTFT SLO may impose. Below it the latency is the
+/// prompt's own prefill, not load: adding replicas would not buy TTFT back.
+pub const MIN_UTILIZATION: f64 = 0.3;
+
+/// A scale-down plans the remaining fleet at this share of the utilisation ceiling. Without a
+/// band between the scale-up and scale-down points, +-10 % noise in the load would alternate
+/// them; 0.85 leaves an 18 % rise before the next scale-up.
+pub const DOWN_HEADROOM: f64 = 0.85;
+
+/// Exploration: while TTFT (and ITL) stay under [`EXPLORE_SHARE`] of their SLOs, a replica may
+/// be planned at up to this much more than the highest rate it has been seen to serve within
+/// them. With [`DOWN_HEADROOM`] a scale-down then raises the per-replica load by at most
+/// 1.5 x 0.85 = 1.275 each lead time: the smallest probe that can still take one replica of
+/// five (a 25 % step), while a probe past the knee costs at most a lead time of slow requests
+/// before the breach is remembered.
+pub const EXPLORE: f64 = 0.5;
+
+/// Latency under this share of its SLO leaves room to explore.
+pub const EXPLORE_SHARE: f64 = 0.5;
+
+/// Plans stay this far below the lowest per-replica rate seen breaking the SLO.
+pub const BAD_MARGIN: f64 = 0.85;
+
+/// A rate seen breaking the SLO is forgotten with this time constant, ms (6 h): a fleet whose
+/// mix or software changed gets to probe again, about once an hour at [`BAD_MARGIN`].
+pub const BAD_FORGET_TAU_MS: f64 = 21_600_000.0;
+
+/// A scale-down also needs TTFT under this share of the SLO: a fleet already near its SLO has
+/// no replica to spare, whatever the model says.
+pub const DOWN_TTFT_SHARE: f64 = 0.8;
+
+/// Time constant of the load level, ms: a burst seen at one scrape keeps counting for a few.
+pub const LEVEL_TAU_MS: f64 = 10_000.0;
+
+/// Shortest time constant of the trend and of the noise estimate, ms (they use the capacity
+/// lead time when it is longer: the forecast horizon and its smoothing are the same length).
+pub const TREND_TAU_MIN_MS: f64 = 30_000.0;
+
+/// Time constant of the remembered peak, ms. A burst faster than a pod start is served only
+/// by capacity already there, so a removal plans for the recent peak decayed over this (the
+/// HPA's own default scale-down stabilisation, 300 s): after a burst, capacity follows the load
+/// down over minutes instead of at the first quiet lead time.
+pub const PEAK_TAU_MS: f64 = 300_000.0;
+
+/// Width of the forecast's upper band, in noise units (mean absolute deviation). One deviation
+/// covers about 80 % of Gaussian noise, the MPC planner's p80.
+pub const BAND_Z: f64 = 1.0;
+
+/// Capacity lead time before any order has been seen filled, ms: a Qwen3-0.6B vLLM pod on a
+/// warm GPU node starts in about a minute (engine-model.md).
+pub const LEAD_TIME_PRIOR_MS: f64 = 60_000.0;
+
+/// Longest lead time learned, ms (a GPU node that takes longer is a quota problem, not a
+/// forecast horizon).
+pub const LEAD_TIME_MAX_MS: f64 = 1_800_000.0;
+
+/// Weight of a new observation in the learned lead time and capacities.
+pub const LEARN_ALPHA: f64 = 0.3;
+
+/// Time constant of the learned base latencies (TTFT and ITL at no load), ms: a change of
+/// request mix shows within a few minutes.
+pub const BASE_LATENCY_TAU_MS: f64 = 300_000.0;
+
+/// Base latencies are learned only below this utilisation, where `1 - rho` is not noise.
+pub const BASE_LATENCY_MAX_UTILIZATION: f64 = 0.7;
+
+/// Waiting requests per serving replica that are arrivals in transit, not a backlog:
+/// continuous batching admits them at the next engine step, milliseconds later.
+pub const TRANSIENT_QUEUE_PER_REPLICA: f64 = 2.0;
+
+/// Consecutive backlogged decisions before the fleet counts as saturated (a single scrape
+/// can catch a burst in transit).
+pub const SATURATED_TICKS: u32 = 2;
+
+/// A backlog is planned to drain within this many seconds on top of the arrivals.
+pub const DRAIN_S: f64 = 60.0;
+
+/// TTFT above this multiple of the SLO while queueing is a breach.
+pub const BREACH_FACTOR: f64 = 1.1;
+
+/// Consecutive breaches before the latency guard adds capacity.
+pub const BREACH_TICKS: u32 = 2;
+
+/// The latency guard adds this share of the ready replicas (at least one).
+pub const GUARD_STEP: f64 = 0.25;
+
+/// KV usage at which a replica is about to preempt.
+pub const KV_FULL: f64 = 0.95;
+
+/// The concurrency fallback's capacity stays within this range of `concurrencyPerReplica`.
+pub const CONCURRENCY_RANGE: (f64, f64) = (0.5, 4.0);
+
+/// An earlier cut of a learned capacity drifts back by this share per decision while TTFT has
+/// plenty of headroom.
+pub const CAPACITY_RECOVERY: f64 = 0.05;

@@ -1,0 +1,412 @@
+//! Learn: what the fleet has shown about itself, from its own counters. None of it is a key.
+//!
+//! A replica's capacity is learned in the units that load it, **requests per second** and
+//! **prompt tokens per second** (rates do not depend on how many replicas share them, where
+//! requests in flight do: they grow with latency, which grows as replicas are removed). For
+//! each, a [`Bracket`] of operating points:
+//!
+//! - `good`: the highest per-replica rate served with TTFT and ITL under
+//!   [`DOWN_TTFT_SHARE`] of their SLOs, measured a whole TTFT window after the last change;
+//! - `bad`: the lowest rate seen breaking an SLO (forgotten over [`BAD_FORGET_TAU_MS`]);
+//! - `saturated`: the throughput of a replica under a standing queue (the hard ceiling).
+//!
+//! The rate to plan with is `good`, raised by up to [`EXPLORE`] while latency has room
+//! ([`EXPLORE_SHARE`] of the SLOs), never past [`BAD_MARGIN`] x `bad` nor the saturated
+//! throughput at the SLO's utilisation ceiling: a search for the knee that never runs a replica
+//! far beyond what it has been seen to do.
+//!
+//! Also learned: the **concurrency fallback** (requests in flight per replica, seeded by
+//! `concurrencyPerReplica`) for fleets without completions or token counters yet; the **base
+//! latencies** (TTFT and ITL at no load, for the ceiling and the predictions); and the
+//! **capacity lead time**, from the orders the book saw filled.
+
+use serde::Serialize;
+
+use super::PolicyConfig;
+use super::constants::{
+    BAD_FORGET_TAU_MS, BAD_MARGIN, BASE_LATENCY_MAX_UTILIZATION, BASE_LATENCY_TAU_MS,
+    CAPACITY_RECOVERY, CONCURRENCY_RANGE, DOWN_TTFT_SHARE, EXPLORE, LEAD_TIME_MAX_MS,
+    LEAD_TIME_PRIOR_MS, LEARN_ALPHA, SATURATED_TICKS,
+};
+use super::observe::Observed;
+
+/// One resource's operating points, per replica.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct Bracket {
+    /// Highest rate served within the SLOs (0: none yet).
+    pub good: f64,
+    /// Lowest rate seen breaking them (`None`: never).
+    pub bad: Option<f64>,
+    /// Throughput under a standing queue (0: never saturated).
+    pub saturated: f64,
+}
+
+impl Bracket {
+    fn healthy(&mut self, x: f64) {
+        if !(x.is_finite() && x > 0.0) {
+            return;
+        }
+        self.good = self.good.max(x);
+        // A replica served this within the SLOs: it saturates no lower (an earlier sample
+        // taken while the fleet changed under the queue read low).
+        if self.saturated > 0.0 {
+            self.saturated = self.saturated.max(self.good);
+        }
+        // Served within the SLOs at this rate: an older, lower breach no longer applies.
+        if let Some(b) = self.bad
+            && self.good >= b * BAD_MARGIN
+        {
+            self.bad = Some(self.good / BAD_MARGIN);
+        }
+    }
+
+    fn unhealthy(&mut self, x: f64) {
+        if !(x.is_finite() && x > 0.0) {
+            return;
+        }
+        self.bad = Some(self.bad.map_or(x, |b| b.min(x)));
+        // A rate that broke the SLO cannot be good; one below it that was served well still is.
+        self.good = self.good.min(x);
+    }
+
+    fn saturated_at(&mut self, x: f64) {
+        if !(x.is_finite() && x > 0.0) {
+            return;
+        }
+        self.saturated = if self.saturated > 0.0 {
+            self.saturated + LEARN_ALPHA * (x - self.saturated)
+        } else {
+            x
+        };
+        self.unhealthy(self.saturated);
+    }
+
+    fn forget(&mut self, dt_ms: u64) {
+        if let Some(b) = self.bad.as_mut() {
+            *b *= (dt_ms as f64 / BAD_FORGET_TAU_MS).exp();
+        }
+    }
+
+    /// The per-replica rate to plan with (`None`: nothing learned yet). `explore` allows up to
+    /// [`EXPLORE`] past `good`; `ceiling` is the utilisation the SLO allows of `saturated`.
+    pub fn capacity(&self, explore: bool, ceiling: f64) -> Option<f64> {
+        if self.good <= 0.0 {
+            return (self.saturated > 0.0).then_some(self.saturated * ceiling);
+        }
+        if !explore {
+            return Some(self.good);
+        }
+        let mut up = self.good * (1.0 + EXPLORE);
+        if let Some(b) = self.bad {
+            up = up.min(b * BAD_MARGIN);
+        }
+        if self.saturated > 0.0 {
+            up = up.min(self.saturated * ceiling);
+        }
+        Some(up.max(self.good))
+    }
+}
+
+/// What the policy has learned. Carried between decisions.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Learned {
+    /// Requests per second per replica.
+    pub requests: Bracket,
+    /// Prompt tokens per second per replica.
+    pub prompt_tokens: Bracket,
+    /// Requests in flight per replica at the TTFT knee, the fallback (0: the seed).
+    pub concurrency: f64,
+    /// TTFT quantile at no load, seconds.
+    pub ttft_base_s: Option<f64>,
+    /// Mean inter-token latency at no load, seconds.
+    pub itl_base_s: Option<f64>,
+    /// Capacity lead time, ms (`None`: no order seen filled yet).
+    pub lead_ms: Option<f64>,
+    /// Consecutive backlogged decisions.
+    pub saturated_ticks: u32,
+    /// Mean prompt tokens per request, last seen (0: none completed yet).
+    pub tokens_per_request: f64,
+}
+
+/// What a decision adds to the learning besides the observation.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Evidence {
+    /// Milliseconds since the previous decision.
+    pub dt_ms: u64,
+    /// No backlog and no change of the fleet within the TTFT window: latency describes this
+    /// fleet at this load, not an episode still draining.
+    pub settled: bool,
+    /// Within a TTFT window after a removal: a breach now is the removal's.
+    pub trial: bool,
+    /// A queue has stood at every replica for the whole recent part of the window, so the
+    /// recent completion rate is a saturated replica's throughput.
+    pub saturated: bool,
+    /// Mean age of orders that filled this decision, ms.
+    pub filled_lead_ms: Option<f64>,
+    /// Arrivals per replica: requests/s and prompt tokens/s.
+    pub arrivals: (f64, f64),
+}
+
+impl Learned {
+    /// The capacity lead time to plan with, ms.
+    pub fn lead_ms(&self) -> f64 {
+        self.lead_ms.unwrap_or(LEAD_TIME_PRIOR_MS)
+    }
+
+    /// Whether a rate capacity is known (else the concurrency fallback sizes).
+    pub fn knows_rates(&self) -> bool {
+        self.requests.good > 0.0 || self.requests.saturated > 0.0
+    }
+
+    /// The concurrency capacity per replica.
+    pub fn concurrency(&self, cfg: &PolicyConfig) -> f64 {
+        if self.concurrency > 0.0 {
+            self.concurrency
+        } else {
+            cfg.concurrency_per_replica
+        }
+    }
+
+    /// Utilisation of the replicas now, against the saturated throughput where known, else
+    /// requests in flight against the concurrency capacity.
+    pub fn utilization(&self, cfg: &PolicyConfig, o: &Observed) -> f64 {
+        let ready = f64::from(o.ready.max(1));
+        if self.requests.saturated > 0.0 {
+            o.request_rate / ready / self.requests.saturated
+        } else {
+            o.demand.0 / ready / self.concurrency(cfg)
+        }
+    }
+
+    /// Folds one fresh observation in. Pure.
+    pub fn learn(&self, cfg: &PolicyConfig, o: &Observed, e: Evidence) -> Learned {
+        let mut next = self.clone();
+        if let Some(sample) = e.filled_lead_ms {
+            let lead = match self.lead_ms {
+                Some(l) => l + LEARN_ALPHA * (sample - l),
+                None => sample,
+            };
+            next.lead_ms = Some(lead.clamp(1.0, LEAD_TIME_MAX_MS));
+        }
+        if let Some(t) = o.tokens_per_request.filter(|t| t.is_finite() && *t > 0.0) {
+            next.tokens_per_request = t;
+        }
+        next.saturated_ticks = if o.backlogged {
+            self.saturated_ticks.saturating_add(1)
+        } else {
+            0
+        };
+        next.requests.forget(e.dt_ms);
+        next.prompt_tokens.forget(e.dt_ms);
+        let ready = f64::from(o.ready.max(1));
+        let slo = cfg.ttft_target_s;
+
+        // The brackets.
+        let (req, tok) = e.arrivals;
+        if e.saturated && next.saturated_ticks >= SATURATED_TICKS && o.ready > 0 {
+            next.requests.saturated_at(o.recent_request_rate / ready);
+            if let Some(p) = o.recent_prompt_tokens {
+                next.prompt_tokens.saturated_at(p / ready);
+            }
+        } else if o.all_fresh && o.ready > 0 && !o.backlogged {
+            let over =
+                |v: Option<f64>, target: f64, share: f64| v.is_some_and(|v| v > share * target);
+            let breach = over(o.ttft_s, slo, 1.0) || over(o.itl_s, cfg.itl_target_s, 1.0);
+            let within = o.ttft_s.is_some()
+                && !over(o.ttft_s, slo, DOWN_TTFT_SHARE)
+                && !over(o.itl_s, cfg.itl_target_s, DOWN_TTFT_SHARE);
+            if breach && (e.settled || e.trial) {
+                next.requests.unhealthy(req);
+                next.prompt_tokens.unhealthy(tok);
+            } else if within && e.settled {
+                next.requests.healthy(req);
+                next.prompt_tokens.healthy(tok);
+            }
+        }
+
+        // Concurrency capacity (the fallback), within its range of the seed.
+        let seed = cfg.concurrency_per_replica;
+        let mut conc = self.concurrency(cfg);
+        let per_replica = o.demand.0 / ready;
+        if let Some(ttft) = o.ttft_s {
+            if e.settled && ttft > slo && per_replica < conc && o.demand.0 > 0.0 {
+                conc *= (slo / ttft).max(0.8);
+            } else if ttft < 0.5 * slo && !o.backlogged && per_replica > conc {
+                // Replicas serve this many each with TTFT under half the SLO: measured capacity.
+                conc = per_replica;
+            } else if ttft < 0.5 * slo && conc < seed {
+                conc += (seed - conc) * CAPACITY_RECOVERY;
+            }
+        }
+        next.concurrency = conc.clamp(CONCURRENCY_RANGE.0 * seed, CONCURRENCY_RANGE.1 * seed);
+
+        // Base latencies, at a utilisation known well enough for 1 - rho to mean something.
+        let rho = self.utilization(cfg, o);
+        if e.settled && !o.backlogged && rho < BASE_LATENCY_MAX_UTILIZATION {
+            let a = 1.0 - (-(e.dt_ms.max(1) as f64) / BASE_LATENCY_TAU_MS).exp();
+            let fold = |old: Option<f64>, sample: f64| {
+                Some(match old {
+                    Some(v) => v + a * (sample - v),
+                    None => sample,
+                })
+            };
+            if let Some(t) = o.ttft_s.filter(|t| t.is_finite() && *t >= 0.0) {
+                next.ttft_base_s = fold(self.ttft_base_s, t * (1.0 - rho.max(0.0)));
+            }
+            if let Some(t) = o.itl_s.filter(|t| t.is_finite() && *t >= 0.0) {
+                next.itl_base_s = fold(self.itl_base_s, t * (1.0 - rho.max(0.0)));
+            }
+        }
+        next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::FleetTotal;
+    use super::*;
+
+    fn fleet(ready: u32, rps: f64, waiting: f64, ttft: f64) -> Observed {
+        Observed {
+            discovered: ready,
+            ready,
+            fresh: ready,
+            data_fresh: true,
+            all_fresh: true,
+            prompt_tokens: Some(FleetTotal(rps * 1000.0)),
+            recent_prompt_tokens: Some(rps * 1000.0),
+            request_rate: rps,
+            recent_request_rate: rps,
+            queue: FleetTotal(waiting),
+            demand: FleetTotal(waiting + 10.0 * f64::from(ready)),
+            backlogged: waiting >= 2.0 * f64::from(ready),
+            ttft_s: Some(ttft),
+            ..Observed::default()
+        }
+    }
+
+    fn settled(o: &Observed) -> Evidence {
+        let r = f64::from(o.ready.max(1));
+        Evidence {
+            dt_ms: 5000,
+            settled: true,
+            saturated: o.backlogged,
+            arrivals: (o.request_rate / r, o.request_rate * 1000.0 / r),
+            ..Evidence::default()
+        }
+    }
+
+    #[test]
+    fn a_saturated_fleet_shows_its_throughput() {
+        let cfg = PolicyConfig::default();
+        // 4 replicas, 40 waiting, 120 completions/s: 30 per replica once saturation has lasted
+        // two decisions; a breach, so nothing at or above it is planned.
+        let o = fleet(4, 120.0, 40.0, 0.9);
+        let l = Learned::default().learn(&cfg, &o, settled(&o));
+        assert_eq!(l.requests.saturated, 0.0);
+        let l = l.learn(&cfg, &o, settled(&o));
+        assert_eq!(l.requests.saturated, 30.0);
+        assert_eq!(l.requests.bad, Some(30.0));
+        assert_eq!(l.prompt_tokens.saturated, 30_000.0);
+        // The next saturated sample at 28 blends in at 0.3: 30 - 0.3 x 2 = 29.4.
+        let o2 = fleet(4, 112.0, 40.0, 0.9);
+        let l = l.learn(&cfg, &o2, settled(&o2));
+        assert!((l.requests.saturated - 29.4).abs() < 1e-9);
+    }
+
+    #[test]
+    fn rates_served_within_the_slo_are_good_and_a_breach_is_bad() {
+        let cfg = PolicyConfig::default();
+        let o = fleet(2, 20.0, 0.0, 0.1);
+        let l = Learned::default().learn(&cfg, &o, settled(&o));
+        assert_eq!(l.requests.good, 10.0);
+        // Not settled (just after a change): nothing learned.
+        let o = fleet(2, 30.0, 0.0, 0.1);
+        let l2 = l.learn(
+            &cfg,
+            &o,
+            Evidence {
+                settled: false,
+                ..settled(&o)
+            },
+        );
+        assert_eq!(l2.requests.good, 10.0);
+        // 2 replicas at 24/s break the 0.5 s SLO: bad at 12; good stays 10; exploring is
+        // capped at 0.85 x 12.
+        let o = fleet(2, 24.0, 0.0, 0.7);
+        let l = l.learn(&cfg, &o, settled(&o));
+        assert_eq!(l.requests.bad, Some(12.0));
+        assert_eq!(l.requests.good, 10.0);
+        assert!((l.requests.capacity(true, 0.8).unwrap_or(0.0) - 10.2).abs() < 1e-9);
+        assert_eq!(l.requests.capacity(false, 0.8), Some(10.0));
+    }
+
+    #[test]
+    fn exploration_goes_a_bounded_step_past_the_best_seen() {
+        let b = Bracket {
+            good: 10.0,
+            bad: None,
+            saturated: 0.0,
+        };
+        assert_eq!(b.capacity(true, 0.8), Some(15.0));
+        let b = Bracket {
+            saturated: 15.0,
+            ..b
+        };
+        // 15 x 0.8 = 12 caps the probe.
+        assert_eq!(b.capacity(true, 0.8), Some(12.0));
+        assert_eq!(Bracket::default().capacity(true, 0.8), None);
+    }
+
+    #[test]
+    fn a_breach_is_forgotten_slowly() {
+        let mut b = Bracket {
+            good: 8.5,
+            bad: Some(10.0),
+            saturated: 0.0,
+        };
+        b.forget(3_600_000);
+        // e^(1/6) = 1.18 after an hour.
+        assert!((b.bad.unwrap_or(0.0) - 10.0 * (1.0f64 / 6.0).exp()).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_filled_order_teaches_the_lead_time() {
+        let cfg = PolicyConfig::default();
+        let e = |ms| Evidence {
+            filled_lead_ms: Some(ms),
+            ..Evidence::default()
+        };
+        let o = fleet(2, 0.0, 0.0, 0.1);
+        let l = Learned::default();
+        assert_eq!(l.lead_ms(), LEAD_TIME_PRIOR_MS);
+        let l = l.learn(&cfg, &o, e(90_000.0));
+        assert_eq!(l.lead_ms(), 90_000.0);
+        let l = l.learn(&cfg, &o, e(190_000.0));
+        assert!((l.lead_ms() - 120_000.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn base_latency_is_the_latency_with_the_load_taken_out() {
+        let cfg = PolicyConfig::default();
+        let l = Learned {
+            requests: Bracket {
+                saturated: 20.0,
+                ..Bracket::default()
+            },
+            ..Learned::default()
+        };
+        // 2 replicas at 10/s each of 20: rho 0.5; TTFT p95 0.2 s -> base 0.1 s.
+        let o = Observed {
+            itl_s: Some(0.02),
+            ..fleet(2, 20.0, 0.0, 0.2)
+        };
+        let l = l.learn(&cfg, &o, settled(&o));
+        assert!((l.ttft_base_s.unwrap_or(0.0) - 0.1).abs() < 1e-9);
+        assert!((l.itl_base_s.unwrap_or(0.0) - 0.01).abs() < 1e-9);
+        // Not while a backlog drains.
+        let busy = fleet(2, 20.0, 40.0, 5.0);
+        let l2 = l.learn(&cfg, &busy, settled(&busy));
+        assert_eq!(l2.ttft_base_s, l.ttft_base_s);
+    }
+}

@@ -1,0 +1,161 @@
+//! Observe: the signals as the policy reads them, fleet totals extrapolated from the fresh
+//! subset to every ready replica, and whether the data may be acted on at all.
+
+use super::constants::TRANSIENT_QUEUE_PER_REPLICA;
+use super::{FleetTotal, PerReplica};
+use crate::fleet::Signals;
+
+/// One decision's view of the fleet.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Observed {
+    /// Discovered workers (serving or starting).
+    pub discovered: u32,
+    /// Discovered workers that never answered a scrape (pods still starting).
+    pub starting: u32,
+    /// Workers serving: discovered and answered at least once.
+    pub ready: u32,
+    /// Workers with data from the latest cycle.
+    pub fresh: u32,
+    /// Enough fresh data to decide on (at least half the ready workers, or a fresh frontend
+    /// when no worker exists).
+    pub data_fresh: bool,
+    /// Every ready worker fresh: the only state in which a scale-down is allowed.
+    pub all_fresh: bool,
+    /// Requests in flight (running + waiting).
+    pub demand: FleetTotal,
+    /// Requests waiting.
+    pub queue: FleetTotal,
+    /// A real queue (more than arrivals in transit).
+    pub backlogged: bool,
+    /// Prompt tokens prefilled per second over the window; `None` when no worker exposes
+    /// the counter.
+    pub prompt_tokens: Option<FleetTotal>,
+    /// The same over the recent part of the window.
+    pub recent_prompt_tokens: Option<f64>,
+    /// Completions per second over the recent part of the window.
+    pub recent_request_rate: f64,
+    /// Mean prompt tokens per completed request (`None`: unknown).
+    pub tokens_per_request: Option<f64>,
+    /// Completions per second.
+    pub request_rate: f64,
+    /// KV usage summed over ready replicas, in replica-fractions.
+    pub kv_sum: Option<FleetTotal>,
+    /// Highest KV fraction of any fresh replica.
+    pub kv_max: Option<PerReplica>,
+    /// TTFT quantile over the window, seconds.
+    pub ttft_s: Option<f64>,
+    /// Mean inter-token latency over the window, seconds.
+    pub itl_s: Option<f64>,
+    /// Preemptions per second.
+    pub preemption_rate: f64,
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Reads the signals. Pure.
+pub fn observe(s: &Signals) -> Observed {
+    let discovered = count(s.discovered_workers);
+    let starting = count(s.starting_workers).min(discovered);
+    let ready = discovered - starting;
+    let fresh = count(s.fresh_workers);
+    // Stale replicas are assumed as loaded as the fresh ones: totals measured on the fresh
+    // subset are extrapolated through the per-replica value. With no worker at all, what was
+    // measured is a frontend's fleet-wide view, taken as is.
+    let fleet = ready.max(fresh);
+    let extrapolate = |measured: f64| {
+        if fleet == 0 {
+            FleetTotal(measured)
+        } else {
+            FleetTotal(measured).per(fresh.max(1)).times(fleet)
+        }
+    };
+    let demand = extrapolate(s.waiting + s.running);
+    let queue = extrapolate(s.waiting);
+    // A fleet scaled to zero has no workers to scrape; a fresh Dynamo frontend still sees every
+    // request, so its numbers are evidence (of no demand, or of demand that must wake it).
+    let frontend_fresh = s.fresh_frontends > 0 && s.fresh_frontends * 2 >= s.discovered_frontends;
+    let data_fresh = (fresh > 0 && fresh * 2 >= ready) || (discovered == 0 && frontend_fresh);
+    let prompt_tokens = s.token_counters.then(|| extrapolate(s.prompt_token_rate));
+    let tokens_per_request = (s.request_rate > 0.0 && s.prompt_token_rate > 0.0)
+        .then(|| s.prompt_token_rate / s.request_rate);
+    Observed {
+        discovered,
+        starting,
+        ready,
+        fresh,
+        data_fresh,
+        all_fresh: fresh >= ready,
+        demand,
+        queue,
+        backlogged: queue.0 >= TRANSIENT_QUEUE_PER_REPLICA * f64::from(ready.max(1)),
+        prompt_tokens,
+        recent_prompt_tokens: s
+            .token_counters
+            .then(|| extrapolate(s.recent_prompt_token_rate).0),
+        recent_request_rate: s.recent_request_rate,
+        tokens_per_request,
+        request_rate: s.request_rate,
+        kv_sum: s.kv_usage_mean.map(|m| PerReplica(m).times(fleet)),
+        kv_max: s.kv_usage_max.map(PerReplica),
+        ttft_s: s.ttft_seconds,
+        itl_s: s.itl_seconds,
+        preemption_rate: s.preemption_rate,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_of_the_fresh_half_stand_for_the_whole_fleet() {
+        // 4 ready, 2 fresh reporting 30 running and 6 waiting: per replica 18 in flight, so 72.
+        let s = Signals {
+            discovered_workers: 5,
+            starting_workers: 1,
+            fresh_workers: 2,
+            running: 30.0,
+            waiting: 6.0,
+            token_counters: true,
+            prompt_token_rate: 2000.0,
+            request_rate: 4.0,
+            kv_usage_mean: Some(0.25),
+            ..Signals::default()
+        };
+        let o = observe(&s);
+        assert_eq!((o.ready, o.starting, o.fresh), (4, 1, 2));
+        assert!(o.data_fresh && !o.all_fresh);
+        assert_eq!(o.demand, FleetTotal(72.0));
+        assert_eq!(o.queue, FleetTotal(12.0));
+        // 12 waiting over 4 replicas is 3 each: more than the 2 in transit.
+        assert!(o.backlogged);
+        assert_eq!(o.prompt_tokens, Some(FleetTotal(4000.0)));
+        assert_eq!(o.tokens_per_request, Some(500.0));
+        assert_eq!(o.kv_sum, Some(FleetTotal(1.0)));
+    }
+
+    #[test]
+    fn without_token_counters_the_prefill_load_is_unknown_not_zero() {
+        let s = Signals {
+            discovered_workers: 1,
+            fresh_workers: 1,
+            running: 3.0,
+            ..Signals::default()
+        };
+        let o = observe(&s);
+        assert_eq!(o.prompt_tokens, None);
+        assert!(!o.backlogged);
+    }
+
+    #[test]
+    fn fewer_than_half_fresh_is_not_data_to_act_on() {
+        let s = Signals {
+            discovered_workers: 5,
+            fresh_workers: 2,
+            ..Signals::default()
+        };
+        assert!(!observe(&s).data_fresh);
+    }
+}
