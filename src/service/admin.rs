@@ -160,6 +160,24 @@ pub struct SignalsView {
     pub fresh_frontends: usize,
     /// As in [`Signals`].
     pub discovered_frontends: usize,
+    /// As in [`Signals`].
+    #[serde(default)]
+    pub token_counters: bool,
+    /// As in [`Signals`].
+    #[serde(default)]
+    pub prompt_token_rate: f64,
+    /// As in [`Signals`].
+    #[serde(default)]
+    pub generation_token_rate: f64,
+    /// As in [`Signals`].
+    #[serde(default)]
+    pub recent_request_rate: f64,
+    /// As in [`Signals`].
+    #[serde(default)]
+    pub recent_prompt_token_rate: f64,
+    /// As in [`Signals`].
+    #[serde(default)]
+    pub itl_seconds: Option<f64>,
 }
 
 /// What `/debug/scaledobjects` says of one trigger, as a client reads it back (the demo does);
@@ -209,6 +227,12 @@ impl From<&Signals> for SignalsView {
             starting_workers: s.starting_workers,
             fresh_frontends: s.fresh_frontends,
             discovered_frontends: s.discovered_frontends,
+            token_counters: s.token_counters,
+            prompt_token_rate: s.prompt_token_rate,
+            generation_token_rate: s.generation_token_rate,
+            recent_request_rate: s.recent_request_rate,
+            recent_prompt_token_rate: s.recent_prompt_token_rate,
+            itl_seconds: s.itl_seconds,
         }
     }
 }

@@ -65,6 +65,12 @@ async fn real_captures_as_they_are() {
     assert_eq!(e["desired_replicas"], 5, "{e}");
     assert_eq!(e["reason"], "scale_up");
     assert_eq!(e["candidates"]["concurrency"], 78);
+    // No completion has been counted yet (one scrape): the explanation says the fallback sizes,
+    // and the forecast looks one prior lead time (60 s) ahead.
+    let detail = e["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("concurrency fallback"), "{detail}");
+    assert_eq!(e["inputs"]["lead_time_s"], 60.0, "{e}");
+    assert_eq!(e["signals"]["token_counters"], true, "{e}");
     assert!(
         e["clamps"]
             .as_array()
@@ -85,6 +91,11 @@ async fn real_captures_as_they_are() {
     assert!(
         s["ttft_seconds"].is_null(),
         "no completions in the window: undefined, not 0"
+    );
+    assert!(s["itl_seconds"].is_null(), "one scrape: no ITL delta yet");
+    assert_eq!(
+        s["token_counters"], true,
+        "vllm:prompt_tokens_total is on the page"
     );
     assert_eq!(e["targets"][0]["parse_errors"], 0);
     scaler.shutdown.cancel();
