@@ -1,7 +1,7 @@
 //! Bounds: the user's headroom, the scale-up rate limit, `minReplicas`/`maxReplicas`, and the
 //! HPA tolerance band of clusters that still apply one.
 
-use super::{Clamp, PolicyConfig};
+use super::types::{Clamp, PolicyConfig};
 
 /// The need plus the user's warm capacity: `ceil(need x (1 + headroomPercent / 100)) +
 /// spareReplicas` (nothing added to a need of zero: a fleet with no demand has nothing to

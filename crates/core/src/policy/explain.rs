@@ -1,6 +1,6 @@
 //! Explain: the reason code, derived once from the outcome, and the line a human reads.
 
-use super::{Binding, Clamp, Inputs, Reason};
+use super::types::{Binding, Clamp, Inputs, Reason};
 
 /// What the stages did, as the reason is derived from it.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::constants::DOWN_TTFT_SHARE;
 use super::observe::Observed;
-use super::{Clamp, PolicyConfig};
+use super::types::{Clamp, PolicyConfig};
 
 /// The policy's timers. Carried between decisions.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]

@@ -22,13 +22,13 @@
 
 use serde::Serialize;
 
-use super::PolicyConfig;
 use super::constants::{
     BAD_FORGET_TAU_MS, BAD_MARGIN, BASE_LATENCY_MAX_UTILIZATION, BASE_LATENCY_TAU_MS,
     CAPACITY_RECOVERY, CONCURRENCY_RANGE, DOWN_TTFT_SHARE, EXPLORE, LEAD_TIME_MAX_MS,
     LEAD_TIME_PRIOR_MS, LEARN_ALPHA, SATURATED_TICKS,
 };
 use super::observe::Observed;
+use super::types::PolicyConfig;
 
 /// One resource's operating points, per replica.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
@@ -263,7 +263,7 @@ impl Learned {
 
 #[cfg(test)]
 mod tests {
-    use super::super::FleetTotal;
+    use super::super::types::FleetTotal;
     use super::*;
 
     fn fleet(ready: u32, rps: f64, waiting: f64, ttft: f64) -> Observed {

@@ -19,9 +19,8 @@
 //! forecasts, the order book and the timers ([`guard::Timers`]) are separate types in
 //! [`PolicyState`].
 //!
-//! Signals are typed as [`FleetTotal`] (extensive) or [`PerReplica`] (intensive); the only
-//! conversions between them go through a replica count, so adding a fraction to a total does
-//! not compile.
+//! The vocabulary every stage shares (typed quantities, the configuration, the decision and
+//! its explanation) is in [`types`].
 
 pub mod bounds;
 pub mod constants;
@@ -32,8 +31,9 @@ pub mod learn;
 pub mod observe;
 pub mod order_book;
 pub mod size;
+pub mod types;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::fleet::Signals;
 use constants::{
@@ -45,341 +45,10 @@ use guard::{Timers, Verdict};
 use learn::{Evidence, Learned};
 use observe::{Observed, observe};
 use order_book::OrderBook;
-pub use size::Candidates;
 use size::{Loads, Mode, Sizing};
-/// An extensive quantity: a sum over replicas (requests in flight, KV tokens in use).
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Default, Serialize)]
-pub struct FleetTotal(pub f64);
-
-/// An intensive quantity: per replica (KV fraction, requests per replica).
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Default, Serialize)]
-pub struct PerReplica(pub f64);
-
-impl FleetTotal {
-    /// Spread over `replicas`.
-    pub fn per(self, replicas: u32) -> PerReplica {
-        PerReplica(self.0 / f64::from(replicas.max(1)))
-    }
-
-    /// Replicas needed so that each carries at most `capacity * utilization`.
-    pub fn replicas_needed(self, capacity: PerReplica, utilization: f64) -> u32 {
-        let per = capacity.0 * utilization;
-        if per <= 0.0 || !self.0.is_finite() {
-            return 0;
-        }
-        // The epsilon keeps an exact fit (e.g. 8.0 / 4.0) from rounding up on float noise.
-        to_count((self.0 / per - 1e-9).ceil())
-    }
-}
-
-impl PerReplica {
-    /// Total over `replicas`.
-    pub fn times(self, replicas: u32) -> FleetTotal {
-        FleetTotal(self.0 * f64::from(replicas))
-    }
-}
-
-fn to_count(x: f64) -> u32 {
-    if x.is_nan() || x <= 0.0 {
-        0
-    } else if x >= f64::from(u32::MAX) {
-        u32::MAX
-    } else {
-        x as u32
-    }
-}
-
-/// Policy parameters (validated by `config`; defaults and reasons in the README).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PolicyConfig {
-    /// Lower bound of the answer.
-    pub min_replicas: u32,
-    /// Upper bound of the answer.
-    pub max_replicas: u32,
-    /// TTFT SLO, seconds.
-    pub ttft_target_s: f64,
-    /// Inter-token latency SLO (mean), seconds.
-    pub itl_target_s: f64,
-    /// KV usage fraction to keep each replica under.
-    pub kv_target: f64,
-    /// Warm capacity: a share of the need added on top.
-    pub headroom_fraction: f64,
-    /// Warm capacity: replicas added on top.
-    pub spare_replicas: u32,
-    /// Seed of the concurrency fallback (requests in flight per replica at the TTFT knee).
-    pub concurrency_per_replica: f64,
-    /// The TTFT window, ms: a TTFT measured within this long of a backlog or a scale-up still
-    /// holds requests from that episode and says nothing about per-replica capacity.
-    pub ttft_window_ms: u64,
-    /// How long a lower need must hold before replicas are removed, ms; `None`: one learned
-    /// capacity lead time (the deprecated `scaleDownWindowSeconds` sets it).
-    pub scale_down_hold_ms: Option<u64>,
-    /// Up at most this multiple of supply per decision.
-    pub max_scale_up_factor: f64,
-    /// ... or this many replicas, whichever is larger.
-    pub max_scale_up_step: u32,
-    /// An ordered replica not serving by then stops counting as supply, ms.
-    pub pending_timeout_ms: u64,
-    /// After this long without fresh data GetMetrics is unavailable, ms.
-    pub stale_hold_ms: u64,
-    /// Demand seen within this window keeps the fleet active, ms.
-    pub activation_window_ms: u64,
-    /// HPA tolerance of the cluster (0 when `behavior.*.tolerance: 0` is supported).
-    pub hpa_tolerance: f64,
-    /// Hash of the metadata this config came from, for the explanation record.
-    pub config_hash: String,
-}
-
-impl Default for PolicyConfig {
-    fn default() -> Self {
-        PolicyConfig {
-            min_replicas: 1,
-            max_replicas: 10,
-            ttft_target_s: 0.5,
-            itl_target_s: 0.05,
-            kv_target: 0.8,
-            headroom_fraction: 0.0,
-            spare_replicas: 0,
-            concurrency_per_replica: 48.0,
-            ttft_window_ms: 60_000,
-            scale_down_hold_ms: None,
-            max_scale_up_factor: 2.0,
-            max_scale_up_step: 4,
-            pending_timeout_ms: 600_000,
-            stale_hold_ms: 120_000,
-            activation_window_ms: 300_000,
-            hpa_tolerance: 0.0,
-            config_hash: String::new(),
-        }
-    }
-}
-
-/// Reason code of a decision. Bounded set: used as a metric label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    /// No change.
-    Steady,
-    /// Capacity added.
-    ScaleUp,
-    /// Capacity removed.
-    ScaleDown,
-    /// A lower need exists but the scale-down guard holds it (stale worker, queue, TTFT,
-    /// an order on its way, or the hold of one lead time has not passed).
-    ScaleDownBlocked,
-    /// Data is missing or stale: holding.
-    DataStale,
-    /// Ordered replicas did not arrive within `pendingTimeoutSeconds` and are still needed.
-    CapacityBlocked,
-    /// `minReplicas`/`maxReplicas` set the answer.
-    Bounds,
-    /// Ordered replicas the fleet no longer needs were withdrawn (no serving replica removed).
-    Withdrawn,
-}
-
-impl Reason {
-    /// Every reason, for metric label sets.
-    pub const ALL: [Reason; 8] = [
-        Reason::Steady,
-        Reason::ScaleUp,
-        Reason::ScaleDown,
-        Reason::ScaleDownBlocked,
-        Reason::DataStale,
-        Reason::CapacityBlocked,
-        Reason::Bounds,
-        Reason::Withdrawn,
-    ];
-
-    /// Stable label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Steady => "steady",
-            Reason::ScaleUp => "scale_up",
-            Reason::ScaleDown => "scale_down",
-            Reason::ScaleDownBlocked => "scale_down_blocked",
-            Reason::DataStale => "data_stale",
-            Reason::CapacityBlocked => "capacity_blocked",
-            Reason::Bounds => "bounds",
-            Reason::Withdrawn => "withdrawn",
-        }
-    }
-}
-
-impl std::fmt::Display for Reason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The resource (or guard) whose candidate is the largest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Binding {
-    /// Requests per second against the learned per-replica rate.
-    Requests,
-    /// Prompt tokens per second against the learned per-replica rate.
-    Prefill,
-    /// Requests in flight against the concurrency capacity (the fallback).
-    Concurrency,
-    /// KV usage against the KV target.
-    KvCache,
-    /// The latency guard (TTFT breach while queueing, KV near full, preemptions).
-    Latency,
-    /// No resource asked for more than the minimum.
-    #[default]
-    None,
-}
-
-impl Binding {
-    /// Every binding, for metric label sets.
-    pub const ALL: [Binding; 6] = [
-        Binding::Requests,
-        Binding::Prefill,
-        Binding::Concurrency,
-        Binding::KvCache,
-        Binding::Latency,
-        Binding::None,
-    ];
-
-    /// Stable label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Binding::Requests => "requests",
-            Binding::Prefill => "prefill",
-            Binding::Concurrency => "concurrency",
-            Binding::KvCache => "kv_cache",
-            Binding::Latency => "latency",
-            Binding::None => "none",
-        }
-    }
-}
-
-impl std::fmt::Display for Binding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A constraint that changed (or held) the answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Clamp {
-    /// Scale-up limited by `maxScaleUpFactor` / `maxScaleUpStep`.
-    RateUp,
-    /// The need is covered by replicas on order.
-    PendingHold,
-    /// Orders the fleet no longer needs were withdrawn.
-    Withdrawn,
-    /// The scale-down plan has not held for one lead time yet.
-    Stabilization,
-    /// A stale worker, a queue, TTFT near the SLO or an order on its way forbid a removal.
-    ScaleDownGuard,
-    /// `headroomPercent` / `spareReplicas` added capacity.
-    Headroom,
-    /// Raised to `minReplicas`.
-    Min,
-    /// Lowered to `maxReplicas`.
-    Max,
-    /// Held on stale data.
-    HoldStale,
-    /// Ordered replicas never arrived.
-    CapacityBlocked,
-    /// Raised past the HPA tolerance band so the move is not ignored.
-    HpaTolerance,
-}
-
-/// The inputs and model values a decision used, for the explanation record.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
-pub struct Inputs {
-    /// Requests in flight (running + waiting), extrapolated to all ready replicas.
-    pub demand: FleetTotal,
-    /// Requests waiting.
-    pub queue: FleetTotal,
-    /// Completions per second, recent.
-    pub request_rate: f64,
-    /// Prompt tokens prefilled per second, recent (`None`: no token counters).
-    pub prompt_tokens_per_s: Option<f64>,
-    /// KV usage summed over ready replicas (in replica-fractions).
-    pub kv_sum: Option<FleetTotal>,
-    /// Max KV fraction of any fresh replica.
-    pub kv_max: Option<PerReplica>,
-    /// TTFT quantile, seconds (None: undefined).
-    pub ttft_seconds: Option<f64>,
-    /// Mean ITL, seconds (None: undefined).
-    pub itl_seconds: Option<f64>,
-    /// Completions in the TTFT window.
-    pub ttft_samples: f64,
-    /// Fresh workers.
-    pub fresh_workers: u32,
-    /// Workers serving: discovered and answered a scrape at least once.
-    pub ready: u32,
-    /// Discovered workers that never answered yet (starting pods).
-    pub starting: u32,
-    /// Ordered replicas on their way (counted as supply).
-    pub pending: u32,
-    /// Ordered replicas that never arrived (not counted).
-    pub pending_expired: u32,
-    /// Orders withdrawn by this decision.
-    pub withdrawn: u32,
-    /// ready + pending.
-    pub supply: u32,
-    /// The concurrency fallback's capacity per replica.
-    pub capacity_per_replica: f64,
-    /// Requests per second per replica planned with (`None`: not learned yet).
-    pub requests_capacity_per_replica: Option<f64>,
-    /// Prompt tokens per second per replica planned with (`None`: not learned yet).
-    pub prefill_capacity_tokens_per_s: Option<f64>,
-    /// Forecast upper band of arriving requests per second.
-    pub forecast_request_rate: Option<f64>,
-    /// Forecast upper band of arriving prompt tokens per second.
-    pub forecast_prefill_tokens_per_s: Option<f64>,
-    /// Forecast upper band of requests in flight.
-    pub forecast_demand: f64,
-    /// The capacity lead time the forecast looks ahead, seconds.
-    pub lead_time_s: f64,
-    /// Utilisation ceiling the SLOs allow of a saturated throughput.
-    pub utilization_ceiling: f64,
-    /// Planning past the best-seen rates (latency has room).
-    pub exploring: bool,
-    /// Predicted TTFT at the answer, seconds (`None` until saturation and base latency are
-    /// known).
-    pub predicted_ttft_s: Option<f64>,
-    /// Predicted ITL at the answer, seconds.
-    pub predicted_itl_s: Option<f64>,
-    /// Replicas the sizing asked for, before headroom and bounds.
-    pub need: u32,
-    /// The scale-down plan for serving replicas (at the down headroom, recent peak held).
-    pub down_target: u32,
-    /// What the orders are kept to (the same plan on the forecast alone).
-    pub order_target: u32,
-}
-
-/// One decision with its explanation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Decision {
-    /// Replica count to report to KEDA.
-    pub desired: u32,
-    /// Whether the fleet has demand (IsActive).
-    pub active: bool,
-    /// Data stale for longer than `stale_hold`: GetMetrics should fail so that KEDA's
-    /// `fallback` takes over.
-    pub unavailable: bool,
-    /// Reason code.
-    pub reason: Reason,
-    /// The binding resource.
-    pub binding: Binding,
-    /// Every candidate.
-    pub candidates: Candidates,
-    /// Constraints applied.
-    pub clamps: Vec<Clamp>,
-    /// Inputs used.
-    pub inputs: Inputs,
-    /// Hash of the configuration.
-    pub config_hash: String,
-    /// One line for humans.
-    pub detail: String,
-}
-
+pub use types::{
+    Binding, Candidates, Clamp, Decision, FleetTotal, Inputs, PerReplica, PolicyConfig, Reason,
+};
 /// State carried between decisions. Small and serialisable.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct PolicyState {
@@ -478,42 +147,16 @@ pub fn decide(
         .map(|p| p + growth * tokens_per_request);
 
     // Learn.
-    if o.backlogged {
-        next.timers.last_backlog_ms = Some(now_ms);
-        next.timers.backlog_since_ms.get_or_insert(now_ms);
-    } else {
-        next.timers.backlog_since_ms = None;
-    }
-    let breach = o.backlogged
-        && o.ttft_s
-            .is_some_and(|t| t > BREACH_FACTOR * cfg.ttft_target_s);
-    next.timers.breach_ticks = if breach {
-        state.timers.breach_ticks.saturating_add(1)
-    } else {
-        0
-    };
-    let within_window =
-        |t: Option<u64>| t.is_some_and(|t| now_ms.saturating_sub(t) < cfg.ttft_window_ms);
-    let ready = f64::from(o.ready.max(1));
-    let evidence = Evidence {
-        dt_ms: dt,
-        settled: !within_window(next.timers.last_backlog_ms)
-            && !within_window(state.timers.last_up_ms)
-            && !within_window(state.timers.last_down_ms),
-        trial: within_window(state.timers.last_down_ms),
-        // The recent rate is a saturated replica's only if the queue stood, and the fleet
-        // stayed the same size, for all of it (pods joining under a queue start empty).
-        saturated: [next.timers.backlog_since_ms, next.timers.ready_changed_ms]
-            .iter()
-            .all(|t| {
-                t.is_none_or(|t| {
-                    now_ms.saturating_sub(t) >= cfg.ttft_window_ms / crate::fleet::RECENT_SHARE
-                })
-            })
-            && next.timers.backlog_since_ms.is_some(),
-        filled_lead_ms: standing.filled_lead_ms,
-        arrivals: (arrivals_rps / ready, arrivals_tps.unwrap_or(0.0) / ready),
-    };
+    let evidence = evidence(
+        cfg,
+        state,
+        &mut next,
+        &o,
+        (arrivals_rps, arrivals_tps.unwrap_or(0.0)),
+        standing.filled_lead_ms,
+        now_ms,
+        dt,
+    );
     next.learned = state.learned.learn(cfg, &o, evidence);
     let lead = next.learned.lead_ms();
 
@@ -522,22 +165,7 @@ pub fn decide(
     let requests_now =
         (o.recent_request_rate > 0.0 || next.learned.knows_rates()).then_some(arrivals_rps + drain);
     let prefill_now = arrivals_tps.map(|p| p + drain * tokens_per_request);
-    if let Some(x) = requests_now {
-        next.forecast.requests = state.forecast.requests.observe(x, dt, lead);
-    }
-    if let Some(x) = prefill_now {
-        next.forecast.prefill = state.forecast.prefill.observe(x, dt, lead);
-    }
-    next.forecast.demand = state.forecast.demand.observe(o.demand.0, dt, lead);
-    if let Some(kv) = o.kv_sum {
-        next.forecast.kv = state.forecast.kv.observe(kv.0, dt, lead);
-    }
-    let loads = Loads {
-        requests: requests_now.map(|x| next.forecast.requests.upper(x, lead)),
-        prefill: prefill_now.map(|x| next.forecast.prefill.upper(x, lead)),
-        demand: next.forecast.demand.upper(o.demand.0, lead),
-        kv: o.kv_sum.map(|k| next.forecast.kv.upper(k.0, lead)),
-    };
+    let (loads, held) = forecast(state, &mut next, &o, (requests_now, prefill_now), dt, lead);
 
     // Size. Exploring past the best-seen rates needs latency with room, or a removal on trial
     // that has not broken anything yet.
@@ -555,12 +183,6 @@ pub fn decide(
         fallback_may_raise: o.ttft_s.is_some() || o.backlogged,
     };
     let up = size::size(cfg, &next.learned, &loads, mode);
-    let held = Loads {
-        requests: requests_now.map(|x| next.forecast.requests.held(x, lead)),
-        prefill: prefill_now.map(|x| next.forecast.prefill.held(x, lead)),
-        demand: next.forecast.demand.held(o.demand.0, lead),
-        kv: o.kv_sum.map(|k| next.forecast.kv.held(k.0, lead)),
-    };
     let down_mode = Mode {
         share: DOWN_HEADROOM,
         ..mode
@@ -595,47 +217,22 @@ pub fn decide(
     let down_target = bounds::with_headroom(cfg, down.need).max(order_target);
 
     // Order book, then the scale-down guard.
-    let mut desired = last;
-    let mut removed = false;
-    if need > supply && need > last {
-        desired = bounds::rate_up(cfg, supply, need, &mut clamps).max(last);
-    } else {
-        if need > o.ready && standing.live > 0 {
-            clamps.push(Clamp::PendingHold);
-        }
-        // Orders the plan no longer needs go at once (they serve nobody yet); never on
-        // partial data or while a queue stands.
-        if o.all_fresh && !o.backlogged && next.orders.outstanding() > 0 {
-            let keep = down_target.saturating_sub(o.ready);
-            let withdrawn = next.orders.withdraw(keep);
-            if withdrawn > 0 {
-                inputs.withdrawn = withdrawn;
-                clamps.push(Clamp::Withdrawn);
-                desired = desired.saturating_sub(withdrawn).max(o.ready);
-            }
-        }
-        let live = standing.live.min(next.orders.outstanding());
-        let floor = cfg.min_replicas.max(1);
-        let hold_ms = cfg.scale_down_hold_ms.unwrap_or(lead as u64);
-        let (verdict, timers) = guard::judge(
-            &next.timers,
-            down_target.max(floor),
-            desired,
-            guard::blocked(cfg, &o, live),
-            now_ms,
-            hold_ms,
-        );
-        next.timers.down_since_ms = timers.down_since_ms;
-        next.timers.down_target = timers.down_target;
-        match verdict {
-            Verdict::Remove(to) => {
-                removed = to < desired;
-                desired = to.min(desired);
-            }
-            Verdict::Held(c) => clamps.push(c),
-            Verdict::NoNeed => {}
-        }
-    }
+    let targets = Targets {
+        need,
+        down: down_target,
+    };
+    let (mut desired, removed) = act(
+        cfg,
+        &mut next,
+        &o,
+        standing,
+        last,
+        targets,
+        lead,
+        now_ms,
+        &mut clamps,
+        &mut inputs,
+    );
     if standing.expired > 0 {
         clamps.push(Clamp::CapacityBlocked);
     }
@@ -696,6 +293,159 @@ pub fn decide(
         },
         next,
     )
+}
+
+/// The timers a fresh observation moves (backlog, breach), and what it tells the learning.
+#[allow(clippy::too_many_arguments)]
+fn evidence(
+    cfg: &PolicyConfig,
+    state: &PolicyState,
+    next: &mut PolicyState,
+    o: &Observed,
+    arrivals: (f64, f64),
+    filled_lead_ms: Option<f64>,
+    now_ms: u64,
+    dt: u64,
+) -> Evidence {
+    if o.backlogged {
+        next.timers.last_backlog_ms = Some(now_ms);
+        next.timers.backlog_since_ms.get_or_insert(now_ms);
+    } else {
+        next.timers.backlog_since_ms = None;
+    }
+    let breach = o.backlogged
+        && o.ttft_s
+            .is_some_and(|t| t > BREACH_FACTOR * cfg.ttft_target_s);
+    next.timers.breach_ticks = if breach {
+        state.timers.breach_ticks.saturating_add(1)
+    } else {
+        0
+    };
+    let within_window =
+        |t: Option<u64>| t.is_some_and(|t| now_ms.saturating_sub(t) < cfg.ttft_window_ms);
+    let ready = f64::from(o.ready.max(1));
+    Evidence {
+        dt_ms: dt,
+        settled: !within_window(next.timers.last_backlog_ms)
+            && !within_window(state.timers.last_up_ms)
+            && !within_window(state.timers.last_down_ms),
+        trial: within_window(state.timers.last_down_ms),
+        // The recent rate is a saturated replica's only if the queue stood, and the fleet
+        // stayed the same size, for all of it (pods joining under a queue start empty).
+        saturated: [next.timers.backlog_since_ms, next.timers.ready_changed_ms]
+            .iter()
+            .all(|t| {
+                t.is_none_or(|t| {
+                    now_ms.saturating_sub(t) >= cfg.ttft_window_ms / crate::fleet::RECENT_SHARE
+                })
+            })
+            && next.timers.backlog_since_ms.is_some(),
+        filled_lead_ms,
+        arrivals: (arrivals.0 / ready, arrivals.1 / ready),
+    }
+}
+
+/// Folds this decision's loads into the forecasts; returns the upper bands one lead time ahead
+/// (to scale up on) and the same or the decayed recent peak, whichever is higher (to remove on).
+fn forecast(
+    state: &PolicyState,
+    next: &mut PolicyState,
+    o: &Observed,
+    (requests_now, prefill_now): (Option<f64>, Option<f64>),
+    dt: u64,
+    lead: f64,
+) -> (Loads, Loads) {
+    if let Some(x) = requests_now {
+        next.forecast.requests = state.forecast.requests.observe(x, dt, lead);
+    }
+    if let Some(x) = prefill_now {
+        next.forecast.prefill = state.forecast.prefill.observe(x, dt, lead);
+    }
+    next.forecast.demand = state.forecast.demand.observe(o.demand.0, dt, lead);
+    if let Some(kv) = o.kv_sum {
+        next.forecast.kv = state.forecast.kv.observe(kv.0, dt, lead);
+    }
+    let loads = Loads {
+        requests: requests_now.map(|x| next.forecast.requests.upper(x, lead)),
+        prefill: prefill_now.map(|x| next.forecast.prefill.upper(x, lead)),
+        demand: next.forecast.demand.upper(o.demand.0, lead),
+        kv: o.kv_sum.map(|k| next.forecast.kv.upper(k.0, lead)),
+    };
+    let held = Loads {
+        requests: requests_now.map(|x| next.forecast.requests.held(x, lead)),
+        prefill: prefill_now.map(|x| next.forecast.prefill.held(x, lead)),
+        demand: next.forecast.demand.held(o.demand.0, lead),
+        kv: o.kv_sum.map(|k| next.forecast.kv.held(k.0, lead)),
+    };
+    (loads, held)
+}
+
+/// What the two targets are: the need to scale up to, and the plan a removal may go down to.
+#[derive(Debug, Clone, Copy)]
+struct Targets {
+    need: u32,
+    down: u32,
+}
+
+/// Scale up past supply, or withdraw orders the plan does not need and let the guard judge a
+/// removal. Returns the answer before bounds, and whether serving replicas were removed.
+#[allow(clippy::too_many_arguments)]
+fn act(
+    cfg: &PolicyConfig,
+    next: &mut PolicyState,
+    o: &Observed,
+    standing: order_book::Standing,
+    last: u32,
+    t: Targets,
+    lead: f64,
+    now_ms: u64,
+    clamps: &mut Vec<Clamp>,
+    inputs: &mut Inputs,
+) -> (u32, bool) {
+    let mut desired = last;
+    let mut removed = false;
+    let (need, down_target) = (t.need, t.down);
+    let supply = o.ready.saturating_add(standing.live);
+    if need > supply && need > last {
+        desired = bounds::rate_up(cfg, supply, need, clamps).max(last);
+    } else {
+        if need > o.ready && standing.live > 0 {
+            clamps.push(Clamp::PendingHold);
+        }
+        // Orders the plan no longer needs go at once (they serve nobody yet); never on
+        // partial data or while a queue stands.
+        if o.all_fresh && !o.backlogged && next.orders.outstanding() > 0 {
+            let keep = down_target.saturating_sub(o.ready);
+            let withdrawn = next.orders.withdraw(keep);
+            if withdrawn > 0 {
+                inputs.withdrawn = withdrawn;
+                clamps.push(Clamp::Withdrawn);
+                desired = desired.saturating_sub(withdrawn).max(o.ready);
+            }
+        }
+        let live = standing.live.min(next.orders.outstanding());
+        let floor = cfg.min_replicas.max(1);
+        let hold_ms = cfg.scale_down_hold_ms.unwrap_or(lead as u64);
+        let (verdict, timers) = guard::judge(
+            &next.timers,
+            down_target.max(floor),
+            desired,
+            guard::blocked(cfg, o, live),
+            now_ms,
+            hold_ms,
+        );
+        next.timers.down_since_ms = timers.down_since_ms;
+        next.timers.down_target = timers.down_target;
+        match verdict {
+            Verdict::Remove(to) => {
+                removed = to < desired;
+                desired = to.min(desired);
+            }
+            Verdict::Held(c) => clamps.push(c),
+            Verdict::NoNeed => {}
+        }
+    }
+    (desired, removed)
 }
 
 /// Not enough fresh data: hold every discovered pod, scale up only when the fresh subset

@@ -2,7 +2,7 @@
 //! subset to every ready replica, and whether the data may be acted on at all.
 
 use super::constants::TRANSIENT_QUEUE_PER_REPLICA;
-use super::{FleetTotal, PerReplica};
+use super::types::{FleetTotal, PerReplica};
 use crate::fleet::Signals;
 
 /// One decision's view of the fleet.

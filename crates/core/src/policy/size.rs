@@ -15,11 +15,9 @@
 //!
 //! [`DOWN_HEADROOM`]: super::constants::DOWN_HEADROOM
 
-use serde::Serialize;
-
 use super::constants::{MAX_UTILIZATION, MIN_UTILIZATION};
 use super::learn::Learned;
-use super::{Binding, FleetTotal, PerReplica, PolicyConfig};
+use super::types::{Binding, Candidates, FleetTotal, PerReplica, PolicyConfig};
 
 /// Forecast loads, fleet totals.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -44,22 +42,6 @@ pub struct Mode {
     /// The concurrency fallback may ask for more than the fleet has (it needs a measured
     /// TTFT or a queue; requests in flight alone, at a first scrape, are not evidence).
     pub fallback_may_raise: bool,
-}
-
-/// Candidate replica counts per resource (`None`: not sized by it).
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
-pub struct Candidates {
-    /// From requests per second against the learned per-replica rate.
-    pub requests: Option<u32>,
-    /// From prompt tokens per second against the learned per-replica rate.
-    pub prefill: Option<u32>,
-    /// From requests in flight against the concurrency capacity (the fallback while no rate
-    /// capacity is known).
-    pub concurrency: Option<u32>,
-    /// From KV usage against `kvCacheTarget`.
-    pub kv_cache: Option<u32>,
-    /// From the latency guard (TTFT breach while queueing, KV full, preemptions).
-    pub latency: Option<u32>,
 }
 
 /// The sizing's answer.
