@@ -520,18 +520,15 @@ pub fn extract(body: &str, engine: Engine, model: Option<&str>) -> Extracted {
 impl Accumulator {
     /// The first family (in table order) of `role` that appeared: `(sum, series)`.
     fn first(&self, role: Role) -> Option<(f64, usize)> {
-        self.plain
-            .iter()
-            .find(|(index, _)| FAMILIES[**index].1 == role)
-            .map(|(_, v)| *v)
+        self.first_index(role).map(|(_, v)| v)
     }
 
     /// Like [`Accumulator::first`], with the family's index.
-    fn first_index(&self, role: Role) -> Option<(usize, f64)> {
+    fn first_index(&self, role: Role) -> Option<(usize, (f64, usize))> {
         self.plain
             .iter()
             .find(|(index, _)| FAMILIES[**index].1 == role)
-            .map(|(index, v)| (*index, v.0))
+            .map(|(index, v)| (*index, *v))
     }
 
     fn finish(mut self) -> WorkerMetrics {
@@ -578,7 +575,7 @@ impl Accumulator {
             self.first_index(Role::ItlSum),
             self.first_index(Role::ItlCount),
         ) {
-            (Some((si, sum)), Some((ci, count)))
+            (Some((si, (sum, _))), Some((ci, (count, _))))
                 if FAMILIES[si].2.strip_suffix("_sum") == FAMILIES[ci].2.strip_suffix("_count") =>
             {
                 Some((sum, count))

@@ -306,7 +306,6 @@ pub struct Signals {
     /// Mean inter-token latency over the window, seconds (`None`: too few tokens or no
     /// histogram).
     pub itl_seconds: Option<f64>,
-
     /// Workers with data from the latest cycle.
     pub fresh_workers: usize,
     /// Workers discovered in the latest cycle.
@@ -558,7 +557,6 @@ impl Fleet {
             generation_token_rate: per_second(work.generation_tokens),
             itl_seconds: (work.itl_count >= cfg.ttft_min_samples.max(1.0))
                 .then(|| work.itl_sum / work.itl_count),
-
             fresh_workers: fresh_count(TargetRole::Worker),
             discovered_workers: count(TargetRole::Worker),
             starting_workers: self

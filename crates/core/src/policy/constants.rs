@@ -78,10 +78,6 @@ pub const BASE_LATENCY_MAX_UTILIZATION: f64 = 0.7;
 /// continuous batching admits them at the next engine step, milliseconds later.
 pub const TRANSIENT_QUEUE_PER_REPLICA: f64 = 2.0;
 
-/// Consecutive backlogged decisions before the fleet counts as saturated (a single scrape
-/// can catch a burst in transit).
-pub const SATURATED_TICKS: u32 = 2;
-
 /// A backlog is planned to drain within this many seconds on top of the arrivals.
 pub const DRAIN_S: f64 = 60.0;
 

@@ -47,7 +47,7 @@ pub enum Verdict {
     Remove(u32),
 }
 
-/// Why a scale-down is not allowed now, if it is not.
+/// Whether a scale-down is forbidden now.
 pub fn blocked(cfg: &PolicyConfig, o: &Observed, live_orders: u32) -> bool {
     let ttft_ok = o
         .ttft_s

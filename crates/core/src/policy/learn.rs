@@ -25,7 +25,7 @@ use serde::Serialize;
 use super::constants::{
     BAD_FORGET_TAU_MS, BAD_MARGIN, BASE_LATENCY_MAX_UTILIZATION, BASE_LATENCY_TAU_MS,
     CAPACITY_RECOVERY, CONCURRENCY_RANGE, DOWN_TTFT_SHARE, EXPLORE, LEAD_TIME_MAX_MS,
-    LEAD_TIME_PRIOR_MS, LEARN_ALPHA, SATURATED_TICKS,
+    LEAD_TIME_PRIOR_MS, LEARN_ALPHA,
 };
 use super::observe::Observed;
 use super::types::PolicyConfig;
@@ -122,8 +122,6 @@ pub struct Learned {
     pub itl_base_s: Option<f64>,
     /// Capacity lead time, ms (`None`: no order seen filled yet).
     pub lead_ms: Option<f64>,
-    /// Consecutive backlogged decisions.
-    pub saturated_ticks: u32,
     /// Mean prompt tokens per request, last seen (0: none completed yet).
     pub tokens_per_request: f64,
 }
@@ -191,11 +189,6 @@ impl Learned {
         if let Some(t) = o.tokens_per_request.filter(|t| t.is_finite() && *t > 0.0) {
             next.tokens_per_request = t;
         }
-        next.saturated_ticks = if o.backlogged {
-            self.saturated_ticks.saturating_add(1)
-        } else {
-            0
-        };
         next.requests.forget(e.dt_ms);
         next.prompt_tokens.forget(e.dt_ms);
         let ready = f64::from(o.ready.max(1));
@@ -203,7 +196,7 @@ impl Learned {
 
         // The brackets.
         let (req, tok) = e.arrivals;
-        if e.saturated && next.saturated_ticks >= SATURATED_TICKS && o.ready > 0 {
+        if e.saturated && o.ready > 0 {
             next.requests.saturated_at(o.recent_request_rate / ready);
             if let Some(p) = o.recent_prompt_tokens {
                 next.prompt_tokens.saturated_at(p / ready);
@@ -273,7 +266,7 @@ mod tests {
             fresh: ready,
             data_fresh: true,
             all_fresh: true,
-            prompt_tokens: Some(FleetTotal(rps * 1000.0)),
+            token_counters: true,
             recent_prompt_tokens: Some(rps * 1000.0),
             request_rate: rps,
             recent_request_rate: rps,
@@ -299,10 +292,15 @@ mod tests {
     #[test]
     fn a_saturated_fleet_shows_its_throughput() {
         let cfg = PolicyConfig::default();
-        // 4 replicas, 40 waiting, 120 completions/s: 30 per replica once saturation has lasted
-        // two decisions; a breach, so nothing at or above it is planned.
+        // 4 replicas, 40 waiting, 120 completions/s: 30 per replica once the queue has stood
+        // for the recent part of the window (`decide` says so from its timers); a breach, so
+        // nothing at or above it is planned.
         let o = fleet(4, 120.0, 40.0, 0.9);
-        let l = Learned::default().learn(&cfg, &o, settled(&o));
+        let just_queued = Evidence {
+            saturated: false,
+            ..settled(&o)
+        };
+        let l = Learned::default().learn(&cfg, &o, just_queued);
         assert_eq!(l.requests.saturated, 0.0);
         let l = l.learn(&cfg, &o, settled(&o));
         assert_eq!(l.requests.saturated, 30.0);

@@ -70,6 +70,21 @@ pub struct PolicyState {
     pub timers: Timers,
 }
 
+impl PolicyState {
+    /// Records the answer `desired` after `last`: a rise is an order for what neither the
+    /// `ready` replicas nor the book already cover, and restarts the scale-down hold.
+    fn answer(&mut self, desired: u32, last: u32, ready: u32, now_ms: u64) {
+        if desired > last {
+            let on_order = ready + self.orders.outstanding();
+            self.orders.place(now_ms, desired.saturating_sub(on_order));
+            self.timers.last_up_ms = Some(now_ms);
+            self.timers.down_since_ms = None;
+            self.timers.down_target = 0;
+        }
+        self.last_desired = Some(desired);
+    }
+}
+
 /// Whether the fleet has demand now or had it within the activation window.
 pub fn is_active(cfg: &PolicyConfig, s: &Signals, now_ms: u64) -> bool {
     s.waiting + s.running > 0.0
@@ -189,8 +204,7 @@ pub fn decide(
     };
     // Removals and withdrawals plan for the forecast or the decayed recent peak, whichever is
     // higher (withdrawing an order a burst placed only to place it again at the next burst is
-    // a reversal the HPA pays a pod start for); `order_target` is the forecast alone, shown.
-    let unneeded = size::size(cfg, &next.learned, &loads, down_mode);
+    // a reversal the HPA pays a pod start for).
     let down = size::size(cfg, &next.learned, &held, down_mode);
     let supply = inputs.supply;
     let guard = next.timers.breach_ticks >= BREACH_TICKS
@@ -213,8 +227,7 @@ pub fn decide(
     if need > sizing.need {
         clamps.push(Clamp::Headroom);
     }
-    let order_target = bounds::with_headroom(cfg, unneeded.need).max(need);
-    let down_target = bounds::with_headroom(cfg, down.need).max(order_target);
+    let down_target = bounds::with_headroom(cfg, down.need).max(need);
 
     // Order book, then the scale-down guard.
     let targets = Targets {
@@ -237,17 +250,10 @@ pub fn decide(
         clamps.push(Clamp::CapacityBlocked);
     }
     desired = bounds::bound(cfg, desired, o.ready, &mut clamps);
-    if desired > last {
-        let on_order = o.ready + next.orders.outstanding();
-        next.orders.place(now_ms, desired.saturating_sub(on_order));
-        next.timers.last_up_ms = Some(now_ms);
-        next.timers.down_since_ms = None;
-        next.timers.down_target = 0;
-    }
+    next.answer(desired, last, o.ready, now_ms);
     if removed {
         next.timers.last_down_ms = Some(now_ms);
     }
-    next.last_desired = Some(desired);
 
     let (predicted_ttft_s, predicted_itl_s) = size::predict(&next.learned, &loads, desired);
     inputs.capacity_per_replica = next.learned.concurrency(cfg);
@@ -263,7 +269,6 @@ pub fn decide(
     inputs.predicted_itl_s = predicted_itl_s;
     inputs.need = sizing.need;
     inputs.down_target = down_target;
-    inputs.order_target = order_target;
     let reason = explain::reason(explain::Outcome {
         desired,
         last,
@@ -271,13 +276,7 @@ pub fn decide(
         clamps: &clamps,
         stale: false,
     });
-    let detail = explain::detail(
-        reason,
-        desired,
-        sizing.binding,
-        &inputs,
-        o.prompt_tokens.is_some(),
-    );
+    let detail = explain::detail(reason, desired, sizing.binding, &inputs, o.token_counters);
     (
         Decision {
             desired,
@@ -477,17 +476,12 @@ fn hold_stale(
             .demand
             .replicas_needed(PerReplica(state.learned.concurrency(cfg)), MAX_UTILIZATION)
             .max(held + 1);
-        let supply = o.ready.saturating_add(inputs.pending).max(1);
+        let supply = o.ready.saturating_add(inputs.pending);
         desired = bounds::rate_up(cfg, supply, need, &mut clamps)
             .clamp(cfg.min_replicas, max)
             .max(held);
     }
-    if desired > last {
-        let on_order = o.ready + next.orders.outstanding();
-        next.orders.place(now_ms, desired.saturating_sub(on_order));
-        next.timers.last_up_ms = Some(now_ms);
-    }
-    next.last_desired = Some(desired);
+    next.answer(desired, last, o.ready, now_ms);
     let detail = format!(
         "{} of {} workers fresh: holding {held}{}",
         o.fresh,

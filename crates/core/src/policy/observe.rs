@@ -27,10 +27,10 @@ pub struct Observed {
     pub queue: FleetTotal,
     /// A real queue (more than arrivals in transit).
     pub backlogged: bool,
-    /// Prompt tokens prefilled per second over the window; `None` when no worker exposes
-    /// the counter.
-    pub prompt_tokens: Option<FleetTotal>,
-    /// The same over the recent part of the window.
+    /// Whether a fresh worker exposes a prompt-token counter.
+    pub token_counters: bool,
+    /// Prompt tokens prefilled per second over the recent part of the window; `None` when
+    /// no worker exposes the counter.
     pub recent_prompt_tokens: Option<f64>,
     /// Completions per second over the recent part of the window.
     pub recent_request_rate: f64,
@@ -77,7 +77,6 @@ pub fn observe(s: &Signals) -> Observed {
     // request, so its numbers are evidence (of no demand, or of demand that must wake it).
     let frontend_fresh = s.fresh_frontends > 0 && s.fresh_frontends * 2 >= s.discovered_frontends;
     let data_fresh = (fresh > 0 && fresh * 2 >= ready) || (discovered == 0 && frontend_fresh);
-    let prompt_tokens = s.token_counters.then(|| extrapolate(s.prompt_token_rate));
     let tokens_per_request = (s.request_rate > 0.0 && s.prompt_token_rate > 0.0)
         .then(|| s.prompt_token_rate / s.request_rate);
     Observed {
@@ -90,7 +89,7 @@ pub fn observe(s: &Signals) -> Observed {
         demand,
         queue,
         backlogged: queue.0 >= TRANSIENT_QUEUE_PER_REPLICA * f64::from(ready.max(1)),
-        prompt_tokens,
+        token_counters: s.token_counters,
         recent_prompt_tokens: s
             .token_counters
             .then(|| extrapolate(s.recent_prompt_token_rate).0),
@@ -120,6 +119,7 @@ mod tests {
             waiting: 6.0,
             token_counters: true,
             prompt_token_rate: 2000.0,
+            recent_prompt_token_rate: 2000.0,
             request_rate: 4.0,
             kv_usage_mean: Some(0.25),
             ..Signals::default()
@@ -131,7 +131,8 @@ mod tests {
         assert_eq!(o.queue, FleetTotal(12.0));
         // 12 waiting over 4 replicas is 3 each: more than the 2 in transit.
         assert!(o.backlogged);
-        assert_eq!(o.prompt_tokens, Some(FleetTotal(4000.0)));
+        assert!(o.token_counters);
+        assert_eq!(o.recent_prompt_tokens, Some(4000.0));
         assert_eq!(o.tokens_per_request, Some(500.0));
         assert_eq!(o.kv_sum, Some(FleetTotal(1.0)));
     }
@@ -145,7 +146,8 @@ mod tests {
             ..Signals::default()
         };
         let o = observe(&s);
-        assert_eq!(o.prompt_tokens, None);
+        assert!(!o.token_counters);
+        assert_eq!(o.recent_prompt_tokens, None);
         assert!(!o.backlogged);
     }
 

@@ -324,10 +324,8 @@ pub struct Inputs {
     pub predicted_itl_s: Option<f64>,
     /// Replicas the sizing asked for, before headroom and bounds.
     pub need: u32,
-    /// The scale-down plan for serving replicas (at the down headroom, recent peak held).
+    /// The plan removals and withdrawals go down to (at the down headroom, recent peak held).
     pub down_target: u32,
-    /// What the orders are kept to (the same plan on the forecast alone).
-    pub order_target: u32,
 }
 
 /// One decision with its explanation.
