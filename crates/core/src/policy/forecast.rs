@@ -24,7 +24,8 @@ pub struct Band {
     pub peak: f64,
 }
 
-fn alpha(dt_ms: u64, tau_ms: f64) -> f64 {
+/// The weight of an observation `dt_ms` after the last in an EWMA of time constant `tau_ms`.
+pub(super) fn alpha(dt_ms: u64, tau_ms: f64) -> f64 {
     1.0 - (-(dt_ms as f64) / tau_ms).exp()
 }
 

@@ -27,8 +27,17 @@ use super::constants::{
     CAPACITY_RECOVERY, CONCURRENCY_RANGE, DOWN_TTFT_SHARE, EXPLORE, LEAD_TIME_MAX_MS,
     LEAD_TIME_PRIOR_MS, LEARN_ALPHA,
 };
+use super::forecast::alpha;
 use super::observe::Observed;
 use super::types::PolicyConfig;
+
+/// An EWMA step with weight `alpha`; the first sample (`old` is `None`) is taken as it is.
+fn ewma(old: Option<f64>, sample: f64, alpha: f64) -> f64 {
+    match old {
+        Some(v) => v + alpha * (sample - v),
+        None => sample,
+    }
+}
 
 /// One resource's operating points, per replica.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
@@ -73,11 +82,11 @@ impl Bracket {
         if !(x.is_finite() && x > 0.0) {
             return;
         }
-        self.saturated = if self.saturated > 0.0 {
-            self.saturated + LEARN_ALPHA * (x - self.saturated)
-        } else {
-            x
-        };
+        self.saturated = ewma(
+            (self.saturated > 0.0).then_some(self.saturated),
+            x,
+            LEARN_ALPHA,
+        );
         self.unhealthy(self.saturated);
     }
 
@@ -180,10 +189,7 @@ impl Learned {
     pub fn learn(&self, cfg: &PolicyConfig, o: &Observed, e: Evidence) -> Learned {
         let mut next = self.clone();
         if let Some(sample) = e.filled_lead_ms {
-            let lead = match self.lead_ms {
-                Some(l) => l + LEARN_ALPHA * (sample - l),
-                None => sample,
-            };
+            let lead = ewma(self.lead_ms, sample, LEARN_ALPHA);
             next.lead_ms = Some(lead.clamp(1.0, LEAD_TIME_MAX_MS));
         }
         if let Some(t) = o.tokens_per_request.filter(|t| t.is_finite() && *t > 0.0) {
@@ -236,13 +242,8 @@ impl Learned {
         // Base latencies, at a utilisation known well enough for 1 - rho to mean something.
         let rho = self.utilization(cfg, o);
         if e.settled && !o.backlogged && rho < BASE_LATENCY_MAX_UTILIZATION {
-            let a = 1.0 - (-(e.dt_ms.max(1) as f64) / BASE_LATENCY_TAU_MS).exp();
-            let fold = |old: Option<f64>, sample: f64| {
-                Some(match old {
-                    Some(v) => v + a * (sample - v),
-                    None => sample,
-                })
-            };
+            let a = alpha(e.dt_ms.max(1), BASE_LATENCY_TAU_MS);
+            let fold = |old: Option<f64>, sample: f64| Some(ewma(old, sample, a));
             if let Some(t) = o.ttft_s.filter(|t| t.is_finite() && *t >= 0.0) {
                 next.ttft_base_s = fold(self.ttft_base_s, t * (1.0 - rho.max(0.0)));
             }
