@@ -46,11 +46,13 @@ pub const LEVEL_TAU_MS: f64 = 10_000.0;
 /// lead time when it is longer: the forecast horizon and its smoothing are the same length).
 pub const TREND_TAU_MIN_MS: f64 = 30_000.0;
 
-/// Time constant of the remembered peak, ms. A burst faster than a pod start is served only
-/// by capacity already there, so a removal plans for the recent peak decayed over this (the
-/// HPA's own default scale-down stabilisation, 300 s): after a burst, capacity follows the load
-/// down over minutes instead of at the first quiet lead time.
-pub const PEAK_TAU_MS: f64 = 300_000.0;
+/// Time constant of the remembered peak (the burst memory), ms. A burst faster than a pod
+/// start is served only by capacity already there, so a removal plans for the recent peak
+/// decayed over this: after a burst, capacity follows the load down over a quarter of an hour
+/// instead of at the first quiet lead time. In both Azure production traces bursts recur after
+/// quiet gaps of 2 to 10 minutes; a 300 s memory (the HPA's default stabilisation) kept half a
+/// peak after 3.5 minutes and met the next burst short (docs/policy.md, the forecast).
+pub const PEAK_TAU_MS: f64 = 900_000.0;
 
 /// Width of the forecast's upper band, in noise units (mean absolute deviation). One deviation
 /// covers about 80 % of Gaussian noise, the MPC planner's p80.
@@ -64,7 +66,7 @@ pub const LEAD_TIME_PRIOR_MS: f64 = 60_000.0;
 /// forecast horizon).
 pub const LEAD_TIME_MAX_MS: f64 = 1_800_000.0;
 
-/// Weight of a new observation in the learned lead time and capacities.
+/// Weight of a new observation in the learned lead time.
 pub const LEARN_ALPHA: f64 = 0.3;
 
 /// Time constant of the learned base latencies (TTFT and ITL at no load), ms: a change of

@@ -146,8 +146,14 @@ mod tests {
         b = b.observe(1000.0, 5000, 60_000.0);
         let peak = b.peak;
         assert!(peak >= 1000.0);
-        // Five minutes of 100 later: the held value is near peak / e, far above the load.
+        // Five minutes of 100 later most of the burst is still remembered (e^(-1/3) = 0.72);
+        // fifteen minutes later the held value is near peak / e, still far above the load.
         for _ in 0..60 {
+            b = b.observe(100.0, 5000, 60_000.0);
+        }
+        let held = b.held(100.0, 60_000.0);
+        assert!(held > 0.65 * peak && held < 0.75 * peak, "{held} of {peak}");
+        for _ in 0..120 {
             b = b.observe(100.0, 5000, 60_000.0);
         }
         let held = b.held(100.0, 60_000.0);

@@ -28,6 +28,8 @@ pub struct Timers {
     pub backlog_since_ms: Option<u64>,
     /// When the number of ready replicas last changed, ms.
     pub ready_changed_ms: Option<u64>,
+    /// When the number of ready replicas last fell, ms.
+    pub ready_fell_ms: Option<u64>,
     /// Last scale-up, ms.
     pub last_up_ms: Option<u64>,
     /// Last removal of serving replicas, ms.

@@ -6,14 +6,16 @@
 //! each, a [`Bracket`] of operating points:
 //!
 //! - `good`: the highest per-replica rate served with TTFT and ITL under
-//!   [`DOWN_TTFT_SHARE`] of their SLOs, measured a whole TTFT window after the last change;
-//! - `bad`: the lowest rate seen breaking an SLO (forgotten over [`BAD_FORGET_TAU_MS`]);
-//! - `saturated`: the throughput of a replica under a standing queue (the hard ceiling).
+//!   [`DOWN_TTFT_SHARE`] of their SLOs while no replica left within the TTFT window;
+//! - `bad`: the lowest rate seen breaking an SLO at a settled point or after a removal, or the
+//!   arrivals a standing queue could not keep up with (forgotten over [`BAD_FORGET_TAU_MS`]);
+//! - `saturated`: the highest throughput of a replica under a standing queue (what it does at
+//!   least: a drowning fleet completes less than its knee).
 //!
-//! The rate to plan with is `good`, raised by up to [`EXPLORE`] while latency has room
-//! ([`EXPLORE_SHARE`] of the SLOs), never past [`BAD_MARGIN`] x `bad` nor the saturated
-//! throughput at the SLO's utilisation ceiling: a search for the knee that never runs a replica
-//! far beyond what it has been seen to do.
+//! The rate to plan with is the better of `good` and `saturated` at the SLO's utilisation
+//! ceiling, never past [`BAD_MARGIN`] x `bad`; while latency has room ([`EXPLORE_SHARE`] of the
+//! SLOs) it is raised by up to [`EXPLORE`] past `good`: a search for the knee that never runs a
+//! replica far beyond what it has been seen to do.
 //!
 //! Also learned: the **concurrency fallback** (requests in flight per replica, seeded by
 //! `concurrencyPerReplica`) for fleets without completions or token counters yet; the **base
@@ -78,41 +80,51 @@ impl Bracket {
         self.good = self.good.min(x);
     }
 
-    fn saturated_at(&mut self, x: f64) {
-        if !(x.is_finite() && x > 0.0) {
+    /// A queue stood at every replica while they completed `throughput` each and `arrivals`
+    /// each came in. The throughput is what a replica can do *at least* (a fleet drowning in
+    /// a burst, its clients timing out, completes less than its knee), so the highest reading
+    /// stands; the arrivals are a rate it could not keep up with.
+    fn saturated_at(&mut self, throughput: f64, arrivals: f64) {
+        if !(throughput.is_finite() && throughput > 0.0) {
             return;
         }
-        self.saturated = ewma(
-            (self.saturated > 0.0).then_some(self.saturated),
-            x,
-            LEARN_ALPHA,
-        );
-        self.unhealthy(self.saturated);
+        self.saturated = self.saturated.max(throughput);
+        self.unhealthy(if arrivals.is_finite() {
+            arrivals.max(throughput)
+        } else {
+            throughput
+        });
     }
 
     fn forget(&mut self, dt_ms: u64) {
+        let drift = (dt_ms as f64 / BAD_FORGET_TAU_MS).exp();
         if let Some(b) = self.bad.as_mut() {
-            *b *= (dt_ms as f64 / BAD_FORGET_TAU_MS).exp();
+            *b *= drift;
         }
+        // A fleet's mix changes: the best saturated reading fades at the same pace.
+        self.saturated /= drift;
     }
 
-    /// The per-replica rate to plan with (`None`: nothing learned yet). `explore` allows up to
-    /// [`EXPLORE`] past `good`; `ceiling` is the utilisation the SLO allows of `saturated`.
+    /// The per-replica rate to plan with (`None`: nothing learned yet): the best of what was
+    /// served within the SLOs and the saturated throughput at the utilisation `ceiling` the
+    /// SLO allows of it (a replica was seen to complete that much, and the queueing model
+    /// keeps its latency within the SLO at that share), never past [`BAD_MARGIN`] x `bad`.
+    /// `explore` allows up to [`EXPLORE`] past `good` where the saturated reading does not
+    /// already bound it (a reading at or below what was served well is a drowned fleet's,
+    /// not the knee).
     pub fn capacity(&self, explore: bool, ceiling: f64) -> Option<f64> {
-        if self.good <= 0.0 {
-            return (self.saturated > 0.0).then_some(self.saturated * ceiling);
+        let floor = self.saturated * ceiling;
+        let limit = |x: f64| self.bad.map_or(x, |b| x.min(b * BAD_MARGIN));
+        let known = limit(self.good.max(floor)).max(self.good);
+        if known <= 0.0 {
+            return None;
         }
-        if !explore {
-            return Some(self.good);
-        }
-        let mut up = self.good * (1.0 + EXPLORE);
-        if let Some(b) = self.bad {
-            up = up.min(b * BAD_MARGIN);
-        }
-        if self.saturated > 0.0 {
-            up = up.min(self.saturated * ceiling);
-        }
-        Some(up.max(self.good))
+        let probe = if explore && floor <= self.good {
+            limit(self.good * (1.0 + EXPLORE))
+        } else {
+            known
+        };
+        Some(probe.max(known))
     }
 }
 
@@ -145,6 +157,9 @@ pub struct Evidence {
     pub settled: bool,
     /// Within a TTFT window after a removal: a breach now is the removal's.
     pub trial: bool,
+    /// No replica left within the TTFT window: latency within the SLOs is evidence for the
+    /// rate now (the fleet only grew, or stood, under it).
+    pub served_well: bool,
     /// A queue has stood at every replica for the whole recent part of the window, so the
     /// recent completion rate is a saturated replica's throughput.
     pub saturated: bool,
@@ -203,9 +218,10 @@ impl Learned {
         // The brackets.
         let (req, tok) = e.arrivals;
         if e.saturated && o.ready > 0 {
-            next.requests.saturated_at(o.recent_request_rate / ready);
+            next.requests
+                .saturated_at(o.recent_request_rate / ready, req);
             if let Some(p) = o.recent_prompt_tokens {
-                next.prompt_tokens.saturated_at(p / ready);
+                next.prompt_tokens.saturated_at(p / ready, tok);
             }
         } else if o.all_fresh && o.ready > 0 && !o.backlogged {
             let over =
@@ -217,7 +233,7 @@ impl Learned {
             if breach && (e.settled || e.trial) {
                 next.requests.unhealthy(req);
                 next.prompt_tokens.unhealthy(tok);
-            } else if within && e.settled {
+            } else if within && e.served_well {
                 next.requests.healthy(req);
                 next.prompt_tokens.healthy(tok);
             }
@@ -284,6 +300,7 @@ mod tests {
         Evidence {
             dt_ms: 5000,
             settled: true,
+            served_well: true,
             saturated: o.backlogged,
             arrivals: (o.request_rate / r, o.request_rate * 1000.0 / r),
             ..Evidence::default()
@@ -291,26 +308,48 @@ mod tests {
     }
 
     #[test]
-    fn a_saturated_fleet_shows_its_throughput() {
+    fn a_saturated_fleet_shows_its_throughput_and_what_it_could_not_keep_up_with() {
         let cfg = PolicyConfig::default();
         // 4 replicas, 40 waiting, 120 completions/s: 30 per replica once the queue has stood
-        // for the recent part of the window (`decide` says so from its timers); a breach, so
-        // nothing at or above it is planned.
+        // for the recent part of the window (`decide` says so from its timers), while 45 per
+        // replica arrived (the queue grew by 60/s): 45 is a breach, so nothing at or above it
+        // is planned.
         let o = fleet(4, 120.0, 40.0, 0.9);
+        let queued = Evidence {
+            arrivals: (45.0, 45_000.0),
+            ..settled(&o)
+        };
         let just_queued = Evidence {
             saturated: false,
-            ..settled(&o)
+            ..queued
         };
         let l = Learned::default().learn(&cfg, &o, just_queued);
         assert_eq!(l.requests.saturated, 0.0);
-        let l = l.learn(&cfg, &o, settled(&o));
+        let l = l.learn(&cfg, &o, queued);
         assert_eq!(l.requests.saturated, 30.0);
-        assert_eq!(l.requests.bad, Some(30.0));
+        assert_eq!(l.requests.bad, Some(45.0));
         assert_eq!(l.prompt_tokens.saturated, 30_000.0);
-        // The next saturated sample at 28 blends in at 0.3: 30 - 0.3 x 2 = 29.4.
-        let o2 = fleet(4, 112.0, 40.0, 0.9);
-        let l = l.learn(&cfg, &o2, settled(&o2));
-        assert!((l.requests.saturated - 29.4).abs() < 1e-9);
+        assert_eq!(l.prompt_tokens.bad, Some(45_000.0));
+        // A drowned fleet's reading (20 each, clients timing out, 60 each still arriving)
+        // does not lower what a replica was seen to do: the highest reading stands.
+        let o2 = fleet(4, 80.0, 400.0, 9.0);
+        let drowned = Evidence {
+            arrivals: (60.0, 60_000.0),
+            ..settled(&o2)
+        };
+        let l = l.learn(&cfg, &o2, drowned);
+        assert_eq!(
+            l.requests.bad,
+            Some(45.0 * (5000.0 / BAD_FORGET_TAU_MS).exp())
+        );
+        // (It fades over BAD_FORGET_TAU_MS: 5 s of 6 h.)
+        assert!(
+            (l.requests.saturated - 30.0).abs() < 0.01,
+            "{:?}",
+            l.requests
+        );
+        // With nothing served well yet the plan is the reading at the SLO's utilisation.
+        assert!((l.requests.capacity(false, 0.8).unwrap_or(0.0) - 24.0).abs() < 0.01);
     }
 
     #[test]
@@ -319,9 +358,21 @@ mod tests {
         let o = fleet(2, 20.0, 0.0, 0.1);
         let l = Learned::default().learn(&cfg, &o, settled(&o));
         assert_eq!(l.requests.good, 10.0);
-        // Not settled (just after a change): nothing learned.
+        // A replica left within the window (fewer carried the load earlier than now): the
+        // window's latency is no evidence for this rate.
         let o = fleet(2, 30.0, 0.0, 0.1);
         let l2 = l.learn(
+            &cfg,
+            &o,
+            Evidence {
+                settled: false,
+                served_well: false,
+                ..settled(&o)
+            },
+        );
+        assert_eq!(l2.requests.good, 10.0);
+        // Pods joined within the window (not settled, but none left): served well at 15 each.
+        let l3 = l.learn(
             &cfg,
             &o,
             Evidence {
@@ -329,7 +380,7 @@ mod tests {
                 ..settled(&o)
             },
         );
-        assert_eq!(l2.requests.good, 10.0);
+        assert_eq!(l3.requests.good, 15.0);
         // 2 replicas at 24/s break the 0.5 s SLO: bad at 12; good stays 10; exploring is
         // capped at 0.85 x 12.
         let o = fleet(2, 24.0, 0.0, 0.7);
@@ -352,8 +403,17 @@ mod tests {
             saturated: 15.0,
             ..b
         };
-        // 15 x 0.8 = 12 caps the probe.
+        // Saturated at 15: 15 x 0.8 = 12 is both the plan and the probe's cap.
         assert_eq!(b.capacity(true, 0.8), Some(12.0));
+        assert_eq!(b.capacity(false, 0.8), Some(12.0));
+        // A reading at 11 (x 0.8 = 8.8, under what was served well) is a drowned fleet's, not
+        // the knee: it does not cap the probe.
+        let b = Bracket {
+            saturated: 11.0,
+            ..b
+        };
+        assert_eq!(b.capacity(true, 0.8), Some(15.0));
+        assert_eq!(b.capacity(false, 0.8), Some(10.0));
         assert_eq!(Bracket::default().capacity(true, 0.8), None);
     }
 

@@ -60,6 +60,8 @@ pub struct PolicyState {
     pub last_ready: Option<u32>,
     /// The fleet queue at the last fresh decision (for its growth).
     pub last_queue: f64,
+    /// Requests in flight at the last fresh decision (for their growth under a backlog).
+    pub last_demand: f64,
     /// What the fleet has shown about itself.
     pub learned: Learned,
     /// Load forecasts.
@@ -118,6 +120,9 @@ pub fn decide(
     if state.last_ready.is_some_and(|r| r != o.ready) {
         next.timers.ready_changed_ms = Some(now_ms);
     }
+    if state.last_ready.is_some_and(|r| r > o.ready) {
+        next.timers.ready_fell_ms = Some(now_ms);
+    }
     next.last_ready = Some(o.ready);
     let active = is_active(cfg, s, now_ms);
     let mut inputs = Inputs {
@@ -146,20 +151,34 @@ pub fn decide(
     next.timers.stale_since_ms = None;
 
     // Arrivals: what was served plus the queue's growth (under a backlog the counters show
-    // what was served, not what came).
-    let growth = if dt > 0 && state.last_ms.is_some() {
-        ((o.queue.0 - state.last_queue) * 1000.0 / dt as f64).max(0.0)
+    // what was served, not what came). Through a backlog episode (now or at the last
+    // decision) requests are conserved: arrivals are completions plus the growth of requests
+    // in flight, signed, whether they wait or were admitted half-prefilled (a burst of long
+    // prompts fills the running batch first), and a draining queue's completions are not
+    // arrivals.
+    let rate = |now: f64, before: f64| {
+        if dt > 0 && state.last_ms.is_some() {
+            (now - before) * 1000.0 / dt as f64
+        } else {
+            0.0
+        }
+    };
+    let episode =
+        o.backlogged || (state.last_ms.is_some() && state.timers.last_backlog_ms == state.last_ms);
+    let growth = if episode {
+        rate(o.demand.0, state.last_demand).max(-o.recent_request_rate)
     } else {
-        0.0
+        rate(o.queue.0, state.last_queue).max(0.0)
     };
     next.last_queue = o.queue.0;
+    next.last_demand = o.demand.0;
     let tokens_per_request = o
         .tokens_per_request
         .unwrap_or(state.learned.tokens_per_request);
     let arrivals_rps = o.recent_request_rate + growth;
     let arrivals_tps = o
         .recent_prompt_tokens
-        .map(|p| p + growth * tokens_per_request);
+        .map(|p| (p + growth * tokens_per_request).max(0.0));
 
     // Learn.
     let evidence = evidence(
@@ -175,12 +194,20 @@ pub fn decide(
     next.learned = state.learned.learn(cfg, &o, evidence);
     let lead = next.learned.lead_ms();
 
-    // Forecast, with a standing queue to drain on top.
+    // Forecast the arrivals; a standing queue to drain goes on top, not into the forecast (a
+    // backlog is a one-off need, not load that recurs or trends).
     let drain = o.queue.0 / DRAIN_S;
     let requests_now =
-        (o.recent_request_rate > 0.0 || next.learned.knows_rates()).then_some(arrivals_rps + drain);
-    let prefill_now = arrivals_tps.map(|p| p + drain * tokens_per_request);
-    let (loads, held) = forecast(state, &mut next, &o, (requests_now, prefill_now), dt, lead);
+        (o.recent_request_rate > 0.0 || next.learned.knows_rates()).then_some(arrivals_rps);
+    let (loads, held) = forecast(
+        state,
+        &mut next,
+        &o,
+        (requests_now, arrivals_tps),
+        (drain, drain * tokens_per_request),
+        dt,
+        lead,
+    );
 
     // Size. Exploring past the best-seen rates needs latency with room, or a removal on trial
     // that has not broken anything yet.
@@ -202,10 +229,12 @@ pub fn decide(
         share: DOWN_HEADROOM,
         ..mode
     };
-    // Removals and withdrawals plan for the forecast or the decayed recent peak, whichever is
-    // higher (withdrawing an order a burst placed only to place it again at the next burst is
-    // a reversal the HPA pays a pod start for).
-    let down = size::size(cfg, &next.learned, &held, down_mode);
+    // Orders, which serve nobody yet, are kept only while the forecast needs them. Removals
+    // also keep what the decayed recent peak needs (a serving replica given up before the
+    // next burst takes a lead time to come back), at the rates already served well: the knee
+    // is probed with the load at hand, never with a burst that may come back.
+    let keep = size::size(cfg, &next.learned, &loads, down_mode);
+    let down = size::size_remembered(cfg, &next.learned, &loads, &held, down_mode);
     let supply = inputs.supply;
     let guard = next.timers.breach_ticks >= BREACH_TICKS
         || o.kv_max.is_some_and(|k| k.0 >= KV_FULL)
@@ -228,11 +257,13 @@ pub fn decide(
         clamps.push(Clamp::Headroom);
     }
     let down_target = bounds::with_headroom(cfg, down.need).max(need);
+    let keep_target = bounds::with_headroom(cfg, keep.need).max(need);
 
     // Order book, then the scale-down guard.
     let targets = Targets {
         need,
         down: down_target,
+        keep: keep_target,
     };
     let (mut desired, removed) = act(
         cfg,
@@ -269,6 +300,7 @@ pub fn decide(
     inputs.predicted_itl_s = predicted_itl_s;
     inputs.need = sizing.need;
     inputs.down_target = down_target;
+    inputs.keep_target = keep_target;
     let reason = explain::reason(explain::Outcome {
         desired,
         last,
@@ -325,10 +357,17 @@ fn evidence(
     let ready = f64::from(o.ready.max(1));
     Evidence {
         dt_ms: dt,
+        // Pods that joined or left within the window changed the fleet the latency describes.
         settled: !within_window(next.timers.last_backlog_ms)
+            && !within_window(next.timers.ready_changed_ms)
             && !within_window(state.timers.last_up_ms)
             && !within_window(state.timers.last_down_ms),
         trial: within_window(state.timers.last_down_ms),
+        // Latency within the SLOs describes this fleet at this rate or a harder one unless
+        // replicas left within the window (then fewer carried the load than before): pods
+        // that joined, or a backlog that drained, only made the window's latency worse.
+        served_well: !within_window(next.timers.ready_fell_ms)
+            && !within_window(state.timers.last_down_ms),
         // The recent rate is a saturated replica's only if the queue stood, and the fleet
         // stayed the same size, for all of it (pods joining under a queue start empty).
         saturated: [next.timers.backlog_since_ms, next.timers.ready_changed_ms]
@@ -344,13 +383,16 @@ fn evidence(
     }
 }
 
-/// Folds this decision's loads into the forecasts; returns the upper bands one lead time ahead
-/// (to scale up on) and the same or the decayed recent peak, whichever is higher (to remove on).
+/// Folds this decision's arrivals into the forecasts; returns the upper bands one lead time
+/// ahead (to scale up on) and the same or the decayed recent peak, whichever is higher (to
+/// remove on), each with the backlog's `drain` (requests/s, prompt tokens/s) on top.
+#[allow(clippy::too_many_arguments)]
 fn forecast(
     state: &PolicyState,
     next: &mut PolicyState,
     o: &Observed,
     (requests_now, prefill_now): (Option<f64>, Option<f64>),
+    (drain_rps, drain_tps): (f64, f64),
     dt: u64,
     lead: f64,
 ) -> (Loads, Loads) {
@@ -365,25 +407,27 @@ fn forecast(
         next.forecast.kv = state.forecast.kv.observe(kv.0, dt, lead);
     }
     let loads = Loads {
-        requests: requests_now.map(|x| next.forecast.requests.upper(x, lead)),
-        prefill: prefill_now.map(|x| next.forecast.prefill.upper(x, lead)),
+        requests: requests_now.map(|x| next.forecast.requests.upper(x, lead) + drain_rps),
+        prefill: prefill_now.map(|x| next.forecast.prefill.upper(x, lead) + drain_tps),
         demand: next.forecast.demand.upper(o.demand.0, lead),
         kv: o.kv_sum.map(|k| next.forecast.kv.upper(k.0, lead)),
     };
     let held = Loads {
-        requests: requests_now.map(|x| next.forecast.requests.held(x, lead)),
-        prefill: prefill_now.map(|x| next.forecast.prefill.held(x, lead)),
+        requests: requests_now.map(|x| next.forecast.requests.held(x, lead) + drain_rps),
+        prefill: prefill_now.map(|x| next.forecast.prefill.held(x, lead) + drain_tps),
         demand: next.forecast.demand.held(o.demand.0, lead),
         kv: o.kv_sum.map(|k| next.forecast.kv.held(k.0, lead)),
     };
     (loads, held)
 }
 
-/// What the two targets are: the need to scale up to, and the plan a removal may go down to.
+/// The targets: the need to scale up to, the plan a removal may go down to, and the fleet
+/// (serving and ordered) the forecast alone needs, which orders past it are withdrawn to.
 #[derive(Debug, Clone, Copy)]
 struct Targets {
     need: u32,
     down: u32,
+    keep: u32,
 }
 
 /// Scale up past supply, or withdraw orders the plan does not need and let the guard judge a
@@ -414,7 +458,7 @@ fn act(
         // Orders the plan no longer needs go at once (they serve nobody yet); never on
         // partial data or while a queue stands.
         if o.all_fresh && !o.backlogged && next.orders.outstanding() > 0 {
-            let keep = down_target.saturating_sub(o.ready);
+            let keep = t.keep.saturating_sub(o.ready);
             let withdrawn = next.orders.withdraw(keep);
             if withdrawn > 0 {
                 inputs.withdrawn = withdrawn;

@@ -16,7 +16,7 @@
 //! [`DOWN_HEADROOM`]: super::constants::DOWN_HEADROOM
 
 use super::constants::{MAX_UTILIZATION, MIN_UTILIZATION};
-use super::learn::Learned;
+use super::learn::{Bracket, Learned};
 use super::types::{Binding, Candidates, FleetTotal, PerReplica, PolicyConfig};
 
 /// Forecast loads, fleet totals.
@@ -75,10 +75,52 @@ pub fn predicted(base_s: Option<f64>, rho: f64) -> Option<f64> {
     (rho < 1.0).then(|| b / (1.0 - rho.max(0.0)))
 }
 
+/// The utilisation ceiling both SLOs allow.
+fn slo_ceiling(cfg: &PolicyConfig, learned: &Learned) -> f64 {
+    ceiling_for(learned.ttft_base_s, cfg.ttft_target_s)
+        .min(ceiling_for(learned.itl_base_s, cfg.itl_target_s))
+}
+
+/// Sizes for `now` at the mode's rates plus what `remembered` asks above it at the rates
+/// already served well: the knee is probed with the load at hand, never with a burst that
+/// may come back. Pure.
+pub fn size_remembered(
+    cfg: &PolicyConfig,
+    learned: &Learned,
+    now: &Loads,
+    remembered: &Loads,
+    mode: Mode,
+) -> Sizing {
+    let ceiling = slo_ceiling(cfg, learned);
+    // The excess planned at the known rate is the excess scaled up by probe / known.
+    let ratio = |b: &Bracket| match (
+        b.capacity(mode.explore, ceiling),
+        b.capacity(false, ceiling),
+    ) {
+        (Some(probe), Some(known)) if known > 0.0 => probe / known,
+        _ => 1.0,
+    };
+    let blend =
+        |n: Option<f64>, r: Option<f64>, k: f64| n.map(|n| n + (r.unwrap_or(n) - n).max(0.0) * k);
+    let loads = Loads {
+        requests: blend(now.requests, remembered.requests, ratio(&learned.requests)),
+        prefill: blend(
+            now.prefill,
+            remembered.prefill,
+            ratio(&learned.prompt_tokens),
+        ),
+        demand: remembered.demand.max(now.demand),
+        kv: match (now.kv, remembered.kv) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        },
+    };
+    size(cfg, learned, &loads, mode)
+}
+
 /// Sizes for `loads`. Pure.
 pub fn size(cfg: &PolicyConfig, learned: &Learned, loads: &Loads, mode: Mode) -> Sizing {
-    let ceiling = ceiling_for(learned.ttft_base_s, cfg.ttft_target_s)
-        .min(ceiling_for(learned.itl_base_s, cfg.itl_target_s));
+    let ceiling = slo_ceiling(cfg, learned);
     let requests_capacity = learned.requests.capacity(mode.explore, ceiling);
     let prefill_capacity = learned.prompt_tokens.capacity(mode.explore, ceiling);
     let by_rate = |load: Option<f64>, cap: Option<f64>| match (load, cap) {
@@ -167,6 +209,39 @@ mod tests {
         assert!((ceiling_for(Some(1.2), 2.0) - 0.4).abs() < 1e-12);
         assert_eq!(ceiling_for(Some(3.0), 2.0), MIN_UTILIZATION);
         assert_eq!(ceiling_for(None, 0.5), MAX_UTILIZATION);
+    }
+
+    #[test]
+    fn a_remembered_burst_is_planned_at_the_rate_served_well_and_the_load_at_hand_is_probed() {
+        let cfg = PolicyConfig::default();
+        let learned = Learned {
+            requests: Bracket {
+                good: 10.0,
+                ..Bracket::default()
+            },
+            ..Learned::default()
+        };
+        let now = Loads {
+            requests: Some(100.0),
+            ..Loads::default()
+        };
+        let remembered = Loads {
+            requests: Some(160.0),
+            ..Loads::default()
+        };
+        let probe = Mode {
+            explore: true,
+            ..UP
+        };
+        // Probing at 15 a replica: 100 / 15 = 6.7 for the load at hand, and the burst's other
+        // 60 at the 10 served well: 6, so 13 (not 160 / 15 = 11, nor 160 / 10 = 16).
+        let s = size_remembered(&cfg, &learned, &now, &remembered, probe);
+        assert_eq!(s.need, 13);
+        assert_eq!(size_remembered(&cfg, &learned, &now, &now, probe).need, 7);
+        assert_eq!(
+            size_remembered(&cfg, &learned, &now, &remembered, UP).need,
+            16
+        );
     }
 
     #[test]

@@ -324,8 +324,11 @@ pub struct Inputs {
     pub predicted_itl_s: Option<f64>,
     /// Replicas the sizing asked for, before headroom and bounds.
     pub need: u32,
-    /// The plan removals and withdrawals go down to (at the down headroom, recent peak held).
+    /// The plan removals go down to (at the down headroom, the recent peak remembered).
     pub down_target: u32,
+    /// The fleet, serving and ordered, the forecast alone needs (at the down headroom):
+    /// orders past it are withdrawn.
+    pub keep_target: u32,
 }
 
 /// One decision with its explanation.
