@@ -54,6 +54,12 @@ pub const TREND_TAU_MIN_MS: f64 = 30_000.0;
 /// peak after 3.5 minutes and met the next burst short (docs/policy.md, the forecast).
 pub const PEAK_TAU_MS: f64 = 900_000.0;
 
+/// An order older than this many capacity lead times is late (a quota, a clamped HPA, a
+/// node that does not come): it is kept only while the forecast needs it, where an order on
+/// time is kept for the remembered burst too (withdrawing it would throw away a pod start, or
+/// a node's provisioning, that is nearly done).
+pub const LATE_ORDER_LEADS: f64 = 2.0;
+
 /// Width of the forecast's upper band, in noise units (mean absolute deviation). One deviation
 /// covers about 80 % of Gaussian noise, the MPC planner's p80.
 pub const BAND_Z: f64 = 1.0;

@@ -30,6 +30,8 @@ pub struct Timers {
     pub ready_changed_ms: Option<u64>,
     /// When the number of ready replicas last fell, ms.
     pub ready_fell_ms: Option<u64>,
+    /// When the number of ready replicas last rose, ms.
+    pub ready_rose_ms: Option<u64>,
     /// Last scale-up, ms.
     pub last_up_ms: Option<u64>,
     /// Last removal of serving replicas, ms.

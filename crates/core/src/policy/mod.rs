@@ -38,7 +38,7 @@ use serde::Serialize;
 use super::fleet::Signals;
 use constants::{
     BREACH_FACTOR, BREACH_TICKS, DOWN_HEADROOM, DOWN_TTFT_SHARE, DRAIN_S, EXPLORE_SHARE,
-    GUARD_STEP, KV_FULL, MAX_UTILIZATION,
+    GUARD_STEP, KV_FULL, LATE_ORDER_LEADS, MAX_UTILIZATION,
 };
 use forecast::Forecasts;
 use guard::{Timers, Verdict};
@@ -122,6 +122,9 @@ pub fn decide(
     }
     if state.last_ready.is_some_and(|r| r > o.ready) {
         next.timers.ready_fell_ms = Some(now_ms);
+    }
+    if state.last_ready.is_some_and(|r| r < o.ready) {
+        next.timers.ready_rose_ms = Some(now_ms);
     }
     next.last_ready = Some(o.ready);
     let active = is_active(cfg, s, now_ms);
@@ -236,13 +239,28 @@ pub fn decide(
     let keep = size::size(cfg, &next.learned, &loads, down_mode);
     let down = size::size_remembered(cfg, &next.learned, &loads, &held, down_mode);
     let supply = inputs.supply;
-    let guard = next.timers.breach_ticks >= BREACH_TICKS
-        || o.kv_max.is_some_and(|k| k.0 >= KV_FULL)
-        || o.preemption_rate > 0.0;
+    // A TTFT breach, a full KV cache or preemptions are the model's error only if this fleet
+    // was serving for the whole window: after pods joined, the window's TTFT is the smaller
+    // fleet's, and the old replicas' caches hold (and preempt) the backlog they took before,
+    // which more replicas do not relieve and the sizing already counts.
+    let joined = next
+        .timers
+        .ready_rose_ms
+        .is_some_and(|t| now_ms.saturating_sub(t) < cfg.ttft_window_ms);
+    let guard = !joined
+        && (next.timers.breach_ticks >= BREACH_TICKS
+            || o.kv_max.is_some_and(|k| k.0 >= KV_FULL)
+            || o.preemption_rate > 0.0);
     // The guard adds capacity beyond what the model asks for, but not again while earlier
-    // additions are on their way: the TTFT it reacts to was measured without them.
-    let latency = (guard && standing.live == 0)
-        .then(|| supply + (f64::from(o.ready) * GUARD_STEP).ceil().max(1.0) as u32);
+    // additions are on their way (the TTFT it reacts to was measured without them); while it
+    // still holds it keeps what is on order, which the model alone would withdraw at once.
+    let latency = guard.then(|| {
+        if standing.live == 0 {
+            supply + (f64::from(o.ready) * GUARD_STEP).ceil().max(1.0) as u32
+        } else {
+            supply
+        }
+    });
     let mut sizing: Sizing = up;
     sizing.candidates.latency = latency;
     if let Some(l) = latency
@@ -456,9 +474,14 @@ fn act(
             clamps.push(Clamp::PendingHold);
         }
         // Orders the plan no longer needs go at once (they serve nobody yet); never on
-        // partial data or while a queue stands.
+        // partial data or while a queue stands. Orders on time are kept for the remembered
+        // burst as serving replicas are; late ones only for the forecast.
         if o.all_fresh && !o.backlogged && next.orders.outstanding() > 0 {
-            let keep = t.keep.saturating_sub(o.ready);
+            let on_time = next.orders.younger_than(now_ms, LATE_ORDER_LEADS * lead);
+            let keep = t
+                .keep
+                .saturating_sub(o.ready)
+                .max(on_time.min(t.down.saturating_sub(o.ready)));
             let withdrawn = next.orders.withdraw(keep);
             if withdrawn > 0 {
                 inputs.withdrawn = withdrawn;

@@ -104,6 +104,15 @@ impl OrderBook {
         )
     }
 
+    /// Replicas on order for less than `within_ms`.
+    pub fn younger_than(&self, now_ms: u64, within_ms: f64) -> u32 {
+        self.orders
+            .iter()
+            .filter(|o| (now_ms.saturating_sub(o.at_ms) as f64) < within_ms)
+            .map(|o| o.count)
+            .sum()
+    }
+
     /// Withdraws orders, newest first, until at most `keep` remain; returns how many went.
     pub fn withdraw(&mut self, keep: u32) -> u32 {
         let mut excess = self.outstanding().saturating_sub(keep);
@@ -144,6 +153,15 @@ mod tests {
                 .map(|&(at_ms, count)| Order { at_ms, count })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn orders_on_time_are_the_young_ones() {
+        // 2 asked at 0 s, 3 at 100 s; at 150 s with a 120 s cutoff only the 3 are on time.
+        let b = book(&[(0, 2), (100_000, 3)]);
+        assert_eq!(b.younger_than(150_000, 120_000.0), 3);
+        assert_eq!(b.younger_than(150_000, 200_000.0), 5);
+        assert_eq!(b.younger_than(150_000, 10_000.0), 0);
     }
 
     #[test]

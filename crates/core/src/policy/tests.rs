@@ -131,11 +131,10 @@ fn a_saturated_fleet_teaches_its_throughput_and_is_sized_in_rates() {
     // 60 s (0.67/s) and the band's noise: at least ceil(100.67 / 20) = 6.
     assert_eq!(d.inputs.requests_capacity_per_replica, Some(20.0));
     assert!(d.inputs.need >= 6, "{}", d.detail);
-    assert!(
-        matches!(d.binding, Binding::Requests | Binding::Prefill),
-        "{}",
-        d.detail
-    );
+    // The rates size it (the latency guard, breached and waiting on the orders it placed,
+    // only keeps them).
+    let by_rate = d.candidates.requests.max(d.candidates.prefill);
+    assert!(by_rate.is_some_and(|n| n >= 6), "{}", d.detail);
     assert!(d.desired >= 6, "{}", d.detail);
     assert!(d.detail.contains("at 20.0/replica"), "{}", d.detail);
 }
@@ -167,6 +166,46 @@ fn arrivals_under_a_backlog_are_completions_plus_the_growth_of_requests_in_fligh
         st.forecast.requests.level.unwrap_or(f64::MAX) < 100.0,
         "{:?} after {level}",
         st.forecast.requests
+    );
+}
+
+#[test]
+fn the_latency_guard_keeps_its_order_and_waits_a_window_after_pods_join() {
+    let c = cfg();
+    // 4 replicas serving 40 in flight well within the model, but preempting: the guard adds
+    // 25 % (1).
+    let preempting = |ready: usize| Signals {
+        preemption_rate: 2.0,
+        ..sig(ready, 40.0, 0.0)
+    };
+    let (d, st) = decide(&c, &PolicyState::default(), &preempting(4), 0);
+    assert_eq!(
+        (d.desired, d.binding),
+        (5, Binding::Latency),
+        "{}",
+        d.detail
+    );
+    // Still preempting while the pod starts: the order is kept (the model alone would
+    // withdraw it), and nothing is added on top of it.
+    let (d, st) = decide(&c, &st, &preempting(4), TICK);
+    assert_eq!(d.desired, 5, "{}", d.detail);
+    assert_eq!(d.inputs.withdrawn, 0, "{}", d.detail);
+    // The pod joined; the old replicas still preempt what they took before, which another
+    // replica would not relieve: no second step within the TTFT window.
+    let mut st = st;
+    for i in 2..12 {
+        let (d, next) = decide(&c, &st, &preempting(5), i * TICK);
+        st = next;
+        assert!(d.desired <= 5, "{}", d.detail);
+        assert_ne!(d.binding, Binding::Latency, "{}", d.detail);
+    }
+    // A window later it is this fleet's harm again, and the guard steps.
+    let (d, _) = decide(&c, &st, &preempting(5), 14 * TICK);
+    assert_eq!(
+        (d.desired, d.binding),
+        (7, Binding::Latency),
+        "{}",
+        d.detail
     );
 }
 
@@ -207,18 +246,25 @@ fn a_fleet_within_its_slo_probes_down_in_bounded_steps() {
 #[test]
 fn an_order_the_fleet_no_longer_needs_is_withdrawn() {
     // 2 busy workers ask for 5; the pods never come (an HPA clamped lower, a quota), and the
-    // load goes. The answer follows the forecast back to 2 (orders serve nobody, so no burst
-    // memory keeps them), never keeping an order the forecast does not need, and not
-    // pendingTimeoutSeconds (600 s) of holding everything.
+    // load goes. While the order is on time (two lead times: 120 s before any order filled)
+    // it is kept only for what the remembered burst needs; once late, only for the forecast,
+    // so the answer is back at 2 two lead times after the ask, never keeping an order the plan
+    // does not need, and not pendingTimeoutSeconds (600 s) of holding everything.
     let c = cfg();
     let (d, mut st) = decide(&c, &PolicyState::default(), &sig(2, 190.0, 0.0), 0);
     assert_eq!(d.desired, 5);
+    let late_at = (constants::LATE_ORDER_LEADS * constants::LEAD_TIME_PRIOR_MS) as u64;
     let mut back_at = None;
     for i in 1..=120 {
         let (d, next) = decide(&c, &st, &sig(2, 5.0, 0.0), i * TICK);
         st = next;
         // Within one decision of the plan: never an order the plan does not need.
-        assert_eq!(d.desired, d.inputs.keep_target.clamp(2, 5), "{}", d.detail);
+        let plan = if i * TICK < late_at {
+            d.inputs.down_target
+        } else {
+            d.inputs.keep_target
+        };
+        assert!(d.desired <= plan.clamp(2, 5), "{}", d.detail);
         if d.desired == 2 {
             assert_eq!(d.reason, Reason::Withdrawn, "{}", d.detail);
             back_at = Some(i);
@@ -226,8 +272,12 @@ fn an_order_the_fleet_no_longer_needs_is_withdrawn() {
         }
     }
     // 190 in flight needs 5 at the down headroom (32.6 each); the forecast's level (10 s
-    // time constant) and its band are below 65 within a minute.
-    assert!(back_at.is_some_and(|i| i <= 12), "{back_at:?}");
+    // time constant) and its band are below 65 within a minute, so the order goes as soon as
+    // it is late: 120 s, 24 decisions.
+    assert!(
+        back_at.is_some_and(|i| i * TICK <= late_at + TICK),
+        "{back_at:?}"
+    );
 }
 
 #[test]
@@ -539,11 +589,20 @@ proptest! {
         prop_assert!(d.desired > ready);
         let low = sig(ready as usize, 38.4 * f64::from(ready) * rest * 0.5, 0.0);
         let mut back = false;
+        let (mut placed, mut last) = (0u64, d.desired);
         for i in 1..=240u64 {
             let (d, next) = decide(&c, &st, &low, i * TICK);
             st = next;
-            // Every order the plan does not need is gone at the decision that finds it so.
-            prop_assert!(d.desired <= d.inputs.keep_target.max(ready), "{}", d.detail);
+            // Every order the plan does not need is gone at the decision that finds it so:
+            // the remembered burst's plan while an order is on time, the forecast's once the
+            // newest is late.
+            if d.desired > last {
+                placed = i * TICK;
+            }
+            last = d.desired;
+            let late = i * TICK >= placed + (constants::LATE_ORDER_LEADS * constants::LEAD_TIME_PRIOR_MS) as u64;
+            let plan = if late { d.inputs.keep_target } else { d.inputs.down_target };
+            prop_assert!(d.desired <= plan.max(ready), "{}", d.detail);
             back |= d.desired == ready;
         }
         prop_assert!(back);
