@@ -58,6 +58,9 @@ pub struct PolicyState {
     pub last_ms: Option<u64>,
     /// Ready replicas at the last decision.
     pub last_ready: Option<u32>,
+    /// Time of the last fresh decision, ms (the queue and in-flight growth are over the time
+    /// since, not since a stale decision that could not read them).
+    pub last_fresh_ms: Option<u64>,
     /// The fleet queue at the last fresh decision (for its growth).
     pub last_queue: f64,
     /// Requests in flight at the last fresh decision (for their growth under a backlog).
@@ -159,20 +162,19 @@ pub fn decide(
     // in flight, signed, whether they wait or were admitted half-prefilled (a burst of long
     // prompts fills the running batch first), and a draining queue's completions are not
     // arrivals.
-    let rate = |now: f64, before: f64| {
-        if dt > 0 && state.last_ms.is_some() {
-            (now - before) * 1000.0 / dt as f64
-        } else {
-            0.0
-        }
+    let since_fresh = state.last_fresh_ms.map(|t| now_ms.saturating_sub(t));
+    let rate = |now: f64, before: f64| match since_fresh {
+        Some(span) if span > 0 => (now - before) * 1000.0 / span as f64,
+        _ => 0.0,
     };
-    let episode =
-        o.backlogged || (state.last_ms.is_some() && state.timers.last_backlog_ms == state.last_ms);
+    let episode = o.backlogged
+        || (state.last_fresh_ms.is_some() && state.timers.last_backlog_ms == state.last_fresh_ms);
     let growth = if episode {
         rate(o.demand.0, state.last_demand).max(-o.recent_request_rate)
     } else {
         rate(o.queue.0, state.last_queue).max(0.0)
     };
+    next.last_fresh_ms = Some(now_ms);
     next.last_queue = o.queue.0;
     next.last_demand = o.demand.0;
     let tokens_per_request = o

@@ -140,6 +140,32 @@ fn a_saturated_fleet_teaches_its_throughput_and_is_sized_in_rates() {
 }
 
 #[test]
+fn growth_after_a_stale_gap_is_spread_over_the_gap() {
+    let c = cfg();
+    let fleet = |fresh: usize, running: f64| Signals {
+        fresh_workers: fresh,
+        discovered_workers: 4,
+        ..tokens(80_000.0, 100.0, running, 40.0, 0.9)
+    };
+    // A backlogged fleet, then a minute of missing data while 100 more requests came in
+    // flight: 100 over 65 s is 1.5/s of arrivals on top of the 100 completions, not 100 over
+    // the last 5 s (20/s) that one scrape's gap would read, and that the burst memory would
+    // then keep for a quarter of an hour.
+    let (_, mut st) = decide(&c, &PolicyState::default(), &fleet(4, 200.0), 0);
+    for i in 1..=12 {
+        let (d, next) = decide(&c, &st, &fleet(0, 200.0), i * TICK);
+        assert_eq!(d.reason, Reason::DataStale, "{}", d.detail);
+        st = next;
+    }
+    let (d, _) = decide(&c, &st, &fleet(4, 300.0), 13 * TICK);
+    assert!(
+        d.inputs.forecast_request_rate.is_some_and(|r| r < 110.0),
+        "{}",
+        d.detail
+    );
+}
+
+#[test]
 fn arrivals_under_a_backlog_are_completions_plus_the_growth_of_requests_in_flight() {
     let c = cfg();
     let fleet = |running: f64, waiting: f64| Signals {
