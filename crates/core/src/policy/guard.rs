@@ -26,8 +26,6 @@ pub struct Timers {
     pub last_backlog_ms: Option<u64>,
     /// Since when the backlog has stood without a break, ms.
     pub backlog_since_ms: Option<u64>,
-    /// When the number of ready replicas last changed, ms.
-    pub ready_changed_ms: Option<u64>,
     /// When the number of ready replicas last fell, ms.
     pub ready_fell_ms: Option<u64>,
     /// When the number of ready replicas last rose, ms.
@@ -38,6 +36,19 @@ pub struct Timers {
     pub last_down_ms: Option<u64>,
     /// Consecutive decisions with TTFT over the breach factor while queueing.
     pub breach_ticks: u32,
+}
+
+impl Timers {
+    /// When the number of ready replicas last changed, ms: the later of its last fall and
+    /// its last rise.
+    pub fn ready_changed_ms(&self) -> Option<u64> {
+        self.ready_fell_ms.max(self.ready_rose_ms)
+    }
+}
+
+/// Whether `t` lies within `window_ms` before `now_ms` (`None`: never happened).
+pub fn within(t: Option<u64>, now_ms: u64, window_ms: u64) -> bool {
+    t.is_some_and(|t| now_ms.saturating_sub(t) < window_ms)
 }
 
 /// What the guard allows this decision.

@@ -120,9 +120,6 @@ pub fn decide(
             .orders
             .reconcile(last, o.ready, arrived, now_ms, cfg.pending_timeout_ms);
     next.orders = book;
-    if state.last_ready.is_some_and(|r| r != o.ready) {
-        next.timers.ready_changed_ms = Some(now_ms);
-    }
     if state.last_ready.is_some_and(|r| r > o.ready) {
         next.timers.ready_fell_ms = Some(now_ms);
     }
@@ -245,10 +242,7 @@ pub fn decide(
     // was serving for the whole window: after pods joined, the window's TTFT is the smaller
     // fleet's, and the old replicas' caches hold (and preempt) the backlog they took before,
     // which more replicas do not relieve and the sizing already counts.
-    let joined = next
-        .timers
-        .ready_rose_ms
-        .is_some_and(|t| now_ms.saturating_sub(t) < cfg.ttft_window_ms);
+    let joined = guard::within(next.timers.ready_rose_ms, now_ms, cfg.ttft_window_ms);
     let guard = !joined
         && (next.timers.breach_ticks >= BREACH_TICKS
             || o.kv_max.is_some_and(|k| k.0 >= KV_FULL)
@@ -372,14 +366,13 @@ fn evidence(
     } else {
         0
     };
-    let within_window =
-        |t: Option<u64>| t.is_some_and(|t| now_ms.saturating_sub(t) < cfg.ttft_window_ms);
+    let within_window = |t: Option<u64>| guard::within(t, now_ms, cfg.ttft_window_ms);
     let ready = f64::from(o.ready.max(1));
     Evidence {
         dt_ms: dt,
         // Pods that joined or left within the window changed the fleet the latency describes.
         settled: !within_window(next.timers.last_backlog_ms)
-            && !within_window(next.timers.ready_changed_ms)
+            && !within_window(next.timers.ready_changed_ms())
             && !within_window(state.timers.last_up_ms)
             && !within_window(state.timers.last_down_ms),
         trial: within_window(state.timers.last_down_ms),
@@ -390,13 +383,9 @@ fn evidence(
             && !within_window(state.timers.last_down_ms),
         // The recent rate is a saturated replica's only if the queue stood, and the fleet
         // stayed the same size, for all of it (pods joining under a queue start empty).
-        saturated: [next.timers.backlog_since_ms, next.timers.ready_changed_ms]
+        saturated: [next.timers.backlog_since_ms, next.timers.ready_changed_ms()]
             .iter()
-            .all(|t| {
-                t.is_none_or(|t| {
-                    now_ms.saturating_sub(t) >= cfg.ttft_window_ms / crate::fleet::RECENT_SHARE
-                })
-            })
+            .all(|&t| !guard::within(t, now_ms, cfg.ttft_window_ms / crate::fleet::RECENT_SHARE))
             && next.timers.backlog_since_ms.is_some(),
         filled_lead_ms,
         arrivals: (arrivals.0 / ready, arrivals.1 / ready),
