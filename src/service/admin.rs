@@ -177,6 +177,15 @@ pub struct SignalsView {
     pub recent_prompt_token_rate: f64,
     /// As in [`Signals`].
     #[serde(default)]
+    pub recent_in_flight_growth: f64,
+    /// As in [`Signals`].
+    #[serde(default)]
+    pub latest_in_flight_growth: f64,
+    /// As in [`Signals`].
+    #[serde(default)]
+    pub recent_first_token_rate: Option<f64>,
+    /// As in [`Signals`].
+    #[serde(default)]
     pub itl_seconds: Option<f64>,
 }
 
@@ -232,6 +241,9 @@ impl From<&Signals> for SignalsView {
             generation_token_rate: s.generation_token_rate,
             recent_request_rate: s.recent_request_rate,
             recent_prompt_token_rate: s.recent_prompt_token_rate,
+            recent_in_flight_growth: s.recent_in_flight_growth,
+            latest_in_flight_growth: s.latest_in_flight_growth,
+            recent_first_token_rate: s.recent_first_token_rate,
             itl_seconds: s.itl_seconds,
         }
     }

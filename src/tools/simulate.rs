@@ -30,6 +30,10 @@ pub struct SimulateArgs {
     /// A synthetic scenario.
     #[arg(long, value_parser = SYNTHETIC)]
     pub scenario: Option<String>,
+    /// The scenario's request sizes drawn from this trace's, as the suite draws them from the
+    /// conversation trace (default: the scenario's own mix).
+    #[arg(long, requires = "scenario")]
+    pub sizes_from: Option<PathBuf>,
     /// Trace rate multiplier, or `auto` to put the busiest minute at --target-peak replicas.
     #[arg(long, default_value = "auto")]
     pub rate_scale: String,
@@ -382,9 +386,13 @@ fn single_load(args: &SimulateArgs, params: &SimParams) -> anyhow::Result<Load> 
         let rows = read_trace(path)?;
         return trace_load(args, params, path, rows);
     }
+    let mix = match &args.sizes_from {
+        Some(path) => Some(Arc::new(scenarios::trace_mix(&read_trace(path)?))),
+        None => None,
+    };
     Ok(Load::Synthetic {
         kind: args.scenario.clone().unwrap_or_else(|| "step".to_string()),
-        mix: None,
+        mix,
         duration_s: args.duration,
     })
 }

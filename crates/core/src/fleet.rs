@@ -232,6 +232,10 @@ struct CycleEntry {
     preemptions: f64,
     /// Worker counters: prompt and generated tokens, inter-token latency sum and count.
     work: WorkDelta,
+    /// Change of the requests in flight (waiting + running) over the cycle; zero for a cycle
+    /// in which a target left the fresh set or came back to it (its requests would read as
+    /// arrivals or as completions that were neither).
+    in_flight_growth: f64,
 }
 
 /// Increases of the workers' token and inter-token-latency counters.
@@ -256,6 +260,11 @@ impl WorkDelta {
 /// 60 s): short enough to see a burst within a pod start, long enough to hold several scrapes.
 pub const RECENT_SHARE: u64 = 4;
 
+/// The newest `1 / LATEST_SHARE` of the recent span (5 s of the default 15 s, and at least
+/// the latest cycle) gives the latest growth of requests in flight: a burst shows there a
+/// cycle or two before the recent span's average catches up.
+pub const LATEST_SHARE: u64 = 3;
+
 /// Fleet memory. See the module docs.
 #[derive(Debug, Clone, Default)]
 pub struct Fleet {
@@ -263,6 +272,8 @@ pub struct Fleet {
     window: VecDeque<CycleEntry>,
     last_cycle_ms: Option<u64>,
     last_demand_ms: Option<u64>,
+    /// Requests in flight over the fresh targets at the last cycle.
+    last_in_flight: Option<f64>,
 }
 
 /// Everything the policy and the operators see about a fleet at one instant.
@@ -301,6 +312,15 @@ pub struct Signals {
     pub recent_request_rate: f64,
     /// Prompt tokens per second over the last quarter of the window.
     pub recent_prompt_token_rate: f64,
+    /// Growth of the requests in flight (waiting + running) per second over the same span as
+    /// the recent rates: completions plus this are the requests that arrived (a draining
+    /// backlog's completions are not arrivals; a queue that grows is).
+    pub recent_in_flight_growth: f64,
+    /// The same growth over the newest third of that span (at least the latest cycle).
+    pub latest_in_flight_growth: f64,
+    /// First tokens (TTFT observations) per second over the same span, `None` when no fresh
+    /// target exposes a TTFT histogram: the requests whose prompt tokens were counted.
+    pub recent_first_token_rate: Option<f64>,
     /// Generated tokens per second over the window, summed over fresh workers.
     pub generation_token_rate: f64,
     /// Mean inter-token latency over the window, seconds (`None`: too few tokens or no
@@ -322,6 +342,13 @@ pub struct Signals {
     pub last_demand_ms: Option<u64>,
 }
 
+impl TargetState {
+    /// Whether the latest observation succeeded (its numbers are current).
+    fn is_fresh(&self) -> bool {
+        self.stale.is_none() && self.metrics.is_some()
+    }
+}
+
 impl Fleet {
     /// Current per-target state, by id.
     pub fn targets(&self) -> &BTreeMap<String, TargetState> {
@@ -338,6 +365,14 @@ impl Fleet {
         };
         let present: std::collections::BTreeSet<String> =
             observations.iter().map(|o| o.id.clone()).collect();
+        // Requests in flight are compared only across the same fresh targets: one that left
+        // or went stale takes its requests out of the sum, one that came back brings them in,
+        // and neither is a completion or an arrival. A target answering for the first time
+        // (a new pod) starts empty and counts.
+        let mut continuous = !self
+            .targets
+            .iter()
+            .any(|(id, t)| t.is_fresh() && !present.contains(id));
         self.targets.retain(|id, _| present.contains(id));
 
         let frontends_configured = observations.iter().any(|o| o.role == TargetRole::Frontend);
@@ -353,6 +388,7 @@ impl Fleet {
             });
             state.role = obs.role;
             state.parse_errors = obs.parse_errors;
+            let (was_fresh, was_seen) = (state.is_fresh(), state.last_ok_ms.is_some());
             match obs.outcome {
                 Err(reason) => state.stale = Some(reason),
                 Ok(metrics) => {
@@ -372,6 +408,7 @@ impl Fleet {
                                 "TTFT bucket bounds differ from the fleet's: merging them would pass {MAX_MERGED_TTFT_BUCKETS} distinct bounds"
                             ),
                         });
+                        continuous &= !was_fresh;
                         continue;
                     }
                     // Token and inter-token counters are the engines' own, read on workers only
@@ -393,6 +430,8 @@ impl Fleet {
                     state.metrics = Some(metrics);
                 }
             }
+            let fresh = state.is_fresh();
+            continuous &= (fresh || !was_fresh) && (!fresh || was_fresh || !was_seen);
         }
 
         let busy = self
@@ -401,6 +440,12 @@ impl Fleet {
         if busy || entry.requests > 0.0 {
             self.last_demand_ms = Some(now_ms);
         }
+        let (waiting, running) = self.in_flight();
+        let in_flight = waiting.unwrap_or(0.0) + running.unwrap_or(0.0);
+        if continuous && let Some(last) = self.last_in_flight {
+            entry.in_flight_growth = in_flight - last;
+        }
+        self.last_in_flight = Some(in_flight);
         self.push_window(cfg, entry);
         while self
             .window
@@ -425,6 +470,7 @@ impl Fleet {
             last.requests += entry.requests;
             last.preemptions += entry.preemptions;
             last.work.add(&entry.work);
+            last.in_flight_growth += entry.in_flight_growth;
             return;
         }
         self.window.push_back(entry);
@@ -444,69 +490,19 @@ impl Fleet {
     fn fresh(&self, role: Option<TargetRole>) -> impl Iterator<Item = (&str, &WorkerMetrics)> {
         self.targets
             .iter()
-            .filter(move |(_, s)| s.stale.is_none() && role.is_none_or(|r| r == s.role))
+            .filter(move |(_, s)| s.is_fresh() && role.is_none_or(|r| r == s.role))
             .filter_map(|(id, s)| s.metrics.as_ref().map(|m| (id.as_str(), m)))
     }
 
-    /// Computes the signals as of the latest cycle.
-    pub fn signals(&self, cfg: &SignalConfig) -> Signals {
-        let mut ttft = Histogram::default();
-        let (mut requests, mut preemptions, mut span_ms) = (0.0, 0.0, 0u64);
-        let mut work = WorkDelta::default();
-        // The recent part of the window: a burst shows there within a few scrapes, where the
-        // whole window's rate takes the window to catch up.
-        let now = self.last_cycle_ms.unwrap_or(0);
-        let recent_from = now.saturating_sub(cfg.window_ms / RECENT_SHARE);
-        let (mut recent_requests, mut recent_prompt, mut recent_span) = (0.0, 0.0, 0u64);
-        for e in &self.window {
-            ttft.add(&e.ttft);
-            requests += e.requests;
-            preemptions += e.preemptions;
-            work.add(&e.work);
-            span_ms += e.span_ms;
-            if e.at_ms > recent_from {
-                recent_requests += e.requests;
-                recent_prompt += e.work.prompt_tokens;
-                recent_span += e.span_ms;
-            }
-        }
-        let recent_per_second = |n: f64| {
-            if recent_span > 0 {
-                n * 1000.0 / recent_span as f64
-            } else {
-                0.0
-            }
-        };
-        let samples = ttft.count();
-        let quantile = if samples >= cfg.ttft_min_samples.max(1.0) {
-            ttft.quantile(cfg.ttft_quantile)
-        } else {
-            None
-        };
-        let per_second = |n: f64| {
-            if span_ms > 0 {
-                n * 1000.0 / span_ms as f64
-            } else {
-                0.0
-            }
-        };
-
-        let count = |role| self.targets.values().filter(|s| s.role == role).count();
-        let fresh_count = |role| self.fresh(Some(role)).count();
-        let has_frontends = count(TargetRole::Frontend) > 0;
-
-        let mut kv = Vec::new();
-        let (mut used, mut capacity, mut known) = (0.0, 0.0, false);
+    /// Requests waiting and running over the fresh targets, fleet totals (`None`: no fresh
+    /// target reports them).
+    fn in_flight(&self) -> (Option<f64>, Option<f64>) {
+        let has_frontends = self
+            .targets
+            .values()
+            .any(|t| t.role == TargetRole::Frontend);
         let (mut worker_running, mut worker_waiting) = (None::<f64>, None::<f64>);
         for (_, m) in self.fresh(Some(TargetRole::Worker)) {
-            if let Some(u) = m.kv_usage {
-                kv.push(u);
-                if let Some(cap) = m.kv_capacity_tokens {
-                    used += u * cap;
-                    capacity += cap;
-                    known = true;
-                }
-            }
             if let Some(r) = m.running {
                 *worker_running.get_or_insert(0.0) += r;
             }
@@ -533,7 +529,77 @@ impl Fleet {
             (true, fe) => fe.or(worker_waiting),
             (false, _) => worker_waiting,
         };
-        let running = worker_running.or(fe_running);
+        (waiting, worker_running.or(fe_running))
+    }
+
+    /// Computes the signals as of the latest cycle.
+    pub fn signals(&self, cfg: &SignalConfig) -> Signals {
+        let mut ttft = Histogram::default();
+        let (mut requests, mut preemptions, mut span_ms) = (0.0, 0.0, 0u64);
+        let mut work = WorkDelta::default();
+        // The recent part of the window: a burst shows there within a few scrapes, where the
+        // whole window's rate takes the window to catch up.
+        let now = self.last_cycle_ms.unwrap_or(0);
+        let recent_from = now.saturating_sub(cfg.window_ms / RECENT_SHARE);
+        let (mut recent_requests, mut recent_prompt, mut recent_span) = (0.0, 0.0, 0u64);
+        let (mut recent_growth, mut recent_first_tokens) = (0.0, 0.0);
+        let latest_from = now.saturating_sub(cfg.window_ms / RECENT_SHARE / LATEST_SHARE);
+        let (mut latest_growth, mut latest_span) = (0.0, 0u64);
+        for e in &self.window {
+            ttft.add(&e.ttft);
+            requests += e.requests;
+            preemptions += e.preemptions;
+            work.add(&e.work);
+            span_ms += e.span_ms;
+            if e.at_ms > recent_from {
+                recent_requests += e.requests;
+                recent_prompt += e.work.prompt_tokens;
+                recent_growth += e.in_flight_growth;
+                recent_first_tokens += e.ttft.count();
+                recent_span += e.span_ms;
+            }
+            if e.at_ms > latest_from {
+                latest_growth += e.in_flight_growth;
+                latest_span += e.span_ms;
+            }
+        }
+        let recent_per_second = |n: f64| {
+            if recent_span > 0 {
+                n * 1000.0 / recent_span as f64
+            } else {
+                0.0
+            }
+        };
+        let samples = ttft.count();
+        let quantile = if samples >= cfg.ttft_min_samples.max(1.0) {
+            ttft.quantile(cfg.ttft_quantile)
+        } else {
+            None
+        };
+        let per_second = |n: f64| {
+            if span_ms > 0 {
+                n * 1000.0 / span_ms as f64
+            } else {
+                0.0
+            }
+        };
+
+        let count = |role| self.targets.values().filter(|s| s.role == role).count();
+        let fresh_count = |role| self.fresh(Some(role)).count();
+
+        let mut kv = Vec::new();
+        let (mut used, mut capacity, mut known) = (0.0, 0.0, false);
+        for (_, m) in self.fresh(Some(TargetRole::Worker)) {
+            if let Some(u) = m.kv_usage {
+                kv.push(u);
+                if let Some(cap) = m.kv_capacity_tokens {
+                    used += u * cap;
+                    capacity += cap;
+                    known = true;
+                }
+            }
+        }
+        let (waiting, running) = self.in_flight();
 
         Signals {
             at_ms: self.last_cycle_ms.unwrap_or(0),
@@ -554,6 +620,18 @@ impl Fleet {
             prompt_token_rate: per_second(work.prompt_tokens),
             recent_request_rate: recent_per_second(recent_requests),
             recent_prompt_token_rate: recent_per_second(recent_prompt),
+            recent_in_flight_growth: recent_per_second(recent_growth),
+            latest_in_flight_growth: match self.window.back() {
+                Some(last) if latest_span == 0 && last.span_ms > 0 => {
+                    last.in_flight_growth * 1000.0 / last.span_ms as f64
+                }
+                _ if latest_span > 0 => latest_growth * 1000.0 / latest_span as f64,
+                _ => 0.0,
+            },
+            recent_first_token_rate: self
+                .fresh(None)
+                .any(|(_, m)| !m.ttft.is_empty())
+                .then(|| recent_per_second(recent_first_tokens)),
             generation_token_rate: per_second(work.generation_tokens),
             itl_seconds: (work.itl_count >= cfg.ttft_min_samples.max(1.0))
                 .then(|| work.itl_sum / work.itl_count),
@@ -848,5 +926,99 @@ mod tests {
         );
         assert!((s.generation_token_rate - 200.0).abs() < 1e-9);
         assert_eq!(s.itl_seconds, Some(0.01));
+    }
+
+    /// A worker page with requests waiting and running, `done` completions so far and
+    /// `first` TTFT observations (all under 0.1 s).
+    fn busy(waiting: f64, running: f64, done: f64, first: f64) -> WorkerMetrics {
+        let text = format!(
+            "vllm:num_requests_waiting {waiting}\nvllm:num_requests_running {running}\nvllm:request_success_total {done}\nvllm:time_to_first_token_seconds_bucket{{le=\"0.1\"}} {first}\nvllm:time_to_first_token_seconds_bucket{{le=\"+Inf\"}} {first}\n"
+        );
+        extract(&text, Engine::Auto, None).metrics
+    }
+
+    #[test]
+    fn arrivals_are_completions_plus_the_growth_in_flight_over_the_same_span() {
+        // 100 completions/s throughout. For 15 s the queue grows by 50 each 5 s (110/s
+        // arrived: 100 completed, 10 more wait), then the backlog drains 150 in 5 s.
+        let c = cfg();
+        let mut f = Fleet::default();
+        let (mut done, mut waiting) = (0.0, 0.0);
+        for i in 0..=3u64 {
+            f.apply_cycle(&c, i * 5000, vec![ok("a", busy(waiting, 20.0, done, done))]);
+            done += 500.0;
+            waiting += 50.0;
+        }
+        let s = f.signals(&c);
+        assert!((s.recent_request_rate - 100.0).abs() < 1e-9, "{s:?}");
+        assert!((s.recent_in_flight_growth - 10.0).abs() < 1e-9, "{s:?}");
+        assert!((s.latest_in_flight_growth - 10.0).abs() < 1e-9, "{s:?}");
+        assert_eq!(s.recent_first_token_rate, Some(100.0));
+        // The drain: 150 fewer in flight over the latest 5 s, 100 completions a second.
+        f.apply_cycle(&c, 20_000, vec![ok("a", busy(0.0, 20.0, done, done))]);
+        let s = f.signals(&c);
+        // Over the recent 15 s: +50 +50 -150 = -50, i.e. -3.3/s against 100/s completed.
+        assert!(
+            (s.recent_in_flight_growth + 50.0 / 15.0).abs() < 1e-9,
+            "{s:?}"
+        );
+        assert!((s.latest_in_flight_growth + 30.0).abs() < 1e-9, "{s:?}");
+    }
+
+    #[test]
+    fn requests_in_flight_of_a_worker_that_left_or_went_stale_are_neither_arrivals_nor_completions()
+    {
+        let c = cfg();
+        let mut f = Fleet::default();
+        let stale = |id: &str| Observation {
+            id: id.into(),
+            role: TargetRole::Worker,
+            outcome: Err(StaleReason {
+                kind: StaleKind::Timeout,
+                detail: "slow".into(),
+            }),
+            parse_errors: 0,
+        };
+        let both = |f: &mut Fleet, t: u64| {
+            f.apply_cycle(
+                &c,
+                t,
+                vec![
+                    ok("a", busy(0.0, 40.0, 0.0, 0.0)),
+                    ok("b", busy(0.0, 40.0, 0.0, 0.0)),
+                ],
+            );
+        };
+        both(&mut f, 0);
+        both(&mut f, 5000);
+        // "b" goes stale (its 40 leave the sum), comes back (they return), then leaves.
+        f.apply_cycle(
+            &c,
+            10_000,
+            vec![ok("a", busy(0.0, 40.0, 0.0, 0.0)), stale("b")],
+        );
+        assert_eq!(f.signals(&c).recent_in_flight_growth, 0.0);
+        both(&mut f, 15_000);
+        assert_eq!(f.signals(&c).latest_in_flight_growth, 0.0);
+        f.apply_cycle(&c, 20_000, vec![ok("a", busy(0.0, 40.0, 0.0, 0.0))]);
+        let s = f.signals(&c);
+        assert_eq!(
+            (s.recent_in_flight_growth, s.latest_in_flight_growth),
+            (0.0, 0.0)
+        );
+        // A new pod answering for the first time starts empty and counts: 10 arrived for it.
+        f.apply_cycle(
+            &c,
+            25_000,
+            vec![
+                ok("a", busy(0.0, 40.0, 0.0, 0.0)),
+                ok("c", busy(0.0, 10.0, 0.0, 0.0)),
+            ],
+        );
+        assert!((f.signals(&c).latest_in_flight_growth - 2.0).abs() < 1e-9);
+        // No TTFT histogram anywhere: first tokens are unknown, not zero.
+        let mut g = Fleet::default();
+        g.apply_cycle(&c, 0, vec![ok("a", page(&[], 1.0, 0.5))]);
+        assert_eq!(g.signals(&c).recent_first_token_rate, None);
     }
 }

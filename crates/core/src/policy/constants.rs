@@ -35,6 +35,13 @@ pub const BAD_MARGIN: f64 = 0.85;
 /// mix or software changed gets to probe again, about once an hour at [`BAD_MARGIN`].
 pub const BAD_FORGET_TAU_MS: f64 = 21_600_000.0;
 
+/// A fleet keeps up with its load while its requests in flight grow by less than this share
+/// of its completions per second. A ramp that doubles the load in ten minutes grows them by
+/// well under 1 % (Little: the requests' residence times the arrivals' growth); a fleet past
+/// its knee fills its running batch and KV cache at the excess of arrivals over what it
+/// completes, minutes before its latency shows it.
+pub const KEEPING_UP_SHARE: f64 = 0.05;
+
 /// A scale-down also needs TTFT under this share of the SLO: a fleet already near its SLO has
 /// no replica to spare, whatever the model says.
 pub const DOWN_TTFT_SHARE: f64 = 0.8;
@@ -53,6 +60,14 @@ pub const TREND_TAU_MIN_MS: f64 = 30_000.0;
 /// quiet gaps of 2 to 10 minutes; a 300 s memory (the HPA's default stabilisation) kept half a
 /// peak after 3.5 minutes and met the next burst short (docs/policy.md, the forecast).
 pub const PEAK_TAU_MS: f64 = 900_000.0;
+
+/// A value at this share of the remembered peak is the burst back (renewing the memory).
+pub const RENEW_SHARE: f64 = 0.8;
+
+/// Longest lull a recurring burst is remembered across at full strength, ms (an hour): a
+/// burst that comes back after longer is the daily curve's business, not the memory's, and
+/// an hour bounds what holding a peak can cost.
+pub const RECURRENCE_MAX_MS: f64 = 3_600_000.0;
 
 /// An order older than this many capacity lead times is late (a quota, a clamped HPA, a
 /// node that does not come): it is kept only while the forecast needs it, where an order on

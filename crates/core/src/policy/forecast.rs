@@ -9,7 +9,9 @@
 
 use serde::Serialize;
 
-use super::constants::{BAND_Z, LEVEL_TAU_MS, PEAK_TAU_MS, TREND_TAU_MIN_MS};
+use super::constants::{
+    BAND_Z, LEVEL_TAU_MS, PEAK_TAU_MS, RECURRENCE_MAX_MS, RENEW_SHARE, TREND_TAU_MIN_MS,
+};
 
 /// One quantity's forecast state.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
@@ -20,8 +22,14 @@ pub struct Band {
     pub trend: f64,
     /// Mean absolute deviation of observations from the level.
     pub noise: f64,
-    /// The highest value seen, decayed over [`PEAK_TAU_MS`].
+    /// The highest value seen, decayed over [`PEAK_TAU_MS`] once [`Band::recurrence_ms`] has
+    /// passed without it coming back.
     pub peak: f64,
+    /// Time since a value last reached [`RENEW_SHARE`] of the peak, ms.
+    pub since_peak_ms: f64,
+    /// The last gap after which the peak came back (a burst that recurred), ms: the peak is
+    /// held at full strength this long after it was last seen (0: none recurred yet).
+    pub recurrence_ms: f64,
 }
 
 /// The weight of an observation `dt_ms` after the last in an EWMA of time constant `tau_ms`.
@@ -36,9 +44,8 @@ impl Band {
         let Some(level) = self.level else {
             return Band {
                 level: Some(x),
-                trend: 0.0,
-                noise: 0.0,
                 peak: x,
+                ..Band::default()
             };
         };
         if dt_ms == 0 {
@@ -48,12 +55,30 @@ impl Band {
         let next = level + alpha(dt_ms, LEVEL_TAU_MS) * (x - level);
         let slope = (next - level) * 1000.0 / dt_ms as f64;
         let a = alpha(dt_ms, slow);
+        let dt = dt_ms as f64;
         let mut band = Band {
             level: Some(next),
             trend: self.trend + a * (slope - self.trend),
             noise: self.noise + a * ((x - next).abs() - self.noise),
-            peak: self.peak * (-(dt_ms as f64) / PEAK_TAU_MS).exp(),
+            since_peak_ms: self.since_peak_ms + dt,
+            ..*self
         };
+        // A burst that comes back after a lull longer than a lead time has recurred: the
+        // next lull is expected to last as long, so the peak is held whole for that long
+        // (capacity given up in it would be needed again before it could return). Only a
+        // return faster than the level follows is a burst's (the value leads its level by
+        // more than the renewal band): a ramp back up is the trend's, which capacity follows.
+        if x >= RENEW_SHARE * self.peak {
+            if band.since_peak_ms >= lead_ms.max(TREND_TAU_MIN_MS)
+                && x - level > (1.0 - RENEW_SHARE) * self.peak
+            {
+                band.recurrence_ms = band.since_peak_ms.min(RECURRENCE_MAX_MS);
+            }
+            band.since_peak_ms = 0.0;
+        }
+        if band.since_peak_ms > band.recurrence_ms {
+            band.peak *= (-dt / PEAK_TAU_MS).exp();
+        }
         // The peak is of what was seen, not of the band: a band mid-burst carries the burst's
         // slope over a whole lead time, and holding that for minutes would hold a guess.
         band.peak = band.peak.max(x);
@@ -158,6 +183,43 @@ mod tests {
         }
         let held = b.held(100.0, 60_000.0);
         assert!(held > 0.3 * peak && held < 0.45 * peak, "{held} of {peak}");
+    }
+
+    #[test]
+    fn a_burst_that_recurs_is_held_whole_for_its_recurrence() {
+        let quiet =
+            |b: Band, secs: u64| (0..secs / 5).fold(b, |b, _| b.observe(100.0, 5000, 60_000.0));
+        let burst = |b: Band| (0..6).fold(b, |b, _| b.observe(1000.0, 5000, 60_000.0));
+        let b = burst(quiet(Band::default(), 60));
+        assert_eq!(b.recurrence_ms, 0.0);
+        // The first lull decays the peak as before (ten minutes: e^(-2/3) = 0.51) ...
+        let b = quiet(b, 600);
+        assert!(b.peak > 0.45 * 1000.0 && b.peak < 0.56 * 1000.0, "{b:?}");
+        // ... and the burst comes back after it: a recurrence of ten minutes (and 30 s of
+        // the burst's own rise, which the lull had not ended yet).
+        let b = burst(b);
+        assert!((b.recurrence_ms - 605_000.0).abs() < 1.0, "{b:?}");
+        // The next lull holds the peak whole for that long, then decays it.
+        let held = quiet(b, 600);
+        assert_eq!(held.peak, 1000.0);
+        let later = quiet(held, 900);
+        assert!(later.peak < 0.45 * 1000.0, "{later:?}");
+    }
+
+    #[test]
+    fn a_ramp_back_to_the_peak_is_not_a_recurring_burst() {
+        // Up to 1000 and down over ten minutes each way, twice: the level follows the
+        // ramp, so nothing recurs and the peak decays as a peak does.
+        let mut b = Band::default();
+        for _ in 0..2 {
+            for i in 0..=120 {
+                b = b.observe(100.0 + 7.5 * f64::from(i), 5000, 60_000.0);
+            }
+            for i in (0..=120).rev() {
+                b = b.observe(100.0 + 7.5 * f64::from(i), 5000, 60_000.0);
+            }
+        }
+        assert_eq!(b.recurrence_ms, 0.0, "{b:?}");
     }
 
     #[test]

@@ -75,25 +75,28 @@ impl Bracket {
         if !(x.is_finite() && x > 0.0) {
             return;
         }
+        // A breach below a rate already served well is not the knee: it is latency left over
+        // from an episode (requests admitted half-prefilled during a backlog get their first
+        // tokens after it), a drowned fleet's reading, or a change the latency guard answers.
+        // It stops the probe past `good` and leaves `good` standing.
+        let x = x.max(self.good);
         self.bad = Some(self.bad.map_or(x, |b| b.min(x)));
-        // A rate that broke the SLO cannot be good; one below it that was served well still is.
-        self.good = self.good.min(x);
     }
 
     /// A queue stood at every replica while they completed `throughput` each and `arrivals`
     /// each came in. The throughput is what a replica can do *at least* (a fleet drowning in
     /// a burst, its clients timing out, completes less than its knee), so the highest reading
-    /// stands; the arrivals are a rate it could not keep up with.
+    /// stands. Arrivals at or above the throughput are a rate it could not keep up with;
+    /// fewer arrivals than completions are a backlog draining, which says nothing of the
+    /// rate that breaks a replica.
     fn saturated_at(&mut self, throughput: f64, arrivals: f64) {
         if !(throughput.is_finite() && throughput > 0.0) {
             return;
         }
         self.saturated = self.saturated.max(throughput);
-        self.unhealthy(if arrivals.is_finite() {
-            arrivals.max(throughput)
-        } else {
-            throughput
-        });
+        if arrivals.is_finite() && arrivals >= throughput {
+            self.unhealthy(arrivals);
+        }
     }
 
     fn forget(&mut self, dt_ms: u64) {
@@ -200,6 +203,16 @@ impl Learned {
         }
     }
 
+    /// A removal on trial had to be undone: the plan needs more replicas than the removal
+    /// left, at `arrivals` per remaining replica (requests/s, prompt tokens/s). Whatever
+    /// binding asked for them (a KV cache filling, a running batch that no longer keeps up,
+    /// latency), those rates are more than a replica does well: they are bad, so the same
+    /// probe is not made again until the bound is forgotten.
+    pub fn probe_failed(&mut self, arrivals: (f64, f64)) {
+        self.requests.unhealthy(arrivals.0);
+        self.prompt_tokens.unhealthy(arrivals.1);
+    }
+
     /// Folds one fresh observation in. Pure.
     pub fn learn(&self, cfg: &PolicyConfig, o: &Observed, e: Evidence) -> Learned {
         let mut next = self.clone();
@@ -234,8 +247,13 @@ impl Learned {
                 next.requests.unhealthy(req);
                 next.prompt_tokens.unhealthy(tok);
             } else if within && e.served_well {
-                next.requests.healthy(req);
-                next.prompt_tokens.healthy(tok);
+                // The latency is the window's, so the rate it vouches for is the window's
+                // too: the recent part's rate is noisier, and the highest of many noisy
+                // readings would be a rate the fleet never sustained.
+                next.requests.healthy(o.request_rate / ready);
+                if let Some(p) = o.prompt_tokens {
+                    next.prompt_tokens.healthy(p / ready);
+                }
             }
         }
 
@@ -389,6 +407,42 @@ mod tests {
         assert_eq!(l.requests.good, 10.0);
         assert!((l.requests.capacity(true, 0.8).unwrap_or(0.0) - 10.2).abs() < 1e-9);
         assert_eq!(l.requests.capacity(false, 0.8), Some(10.0));
+    }
+
+    #[test]
+    fn a_draining_queue_shows_throughput_but_no_breaking_rate() {
+        // 4 replicas complete 120/s under a standing queue while 20/s arrive: the backlog
+        // drains. 30 a replica is what they do at least; nothing says 20 or 30 breaks them.
+        let cfg = PolicyConfig::default();
+        let o = fleet(4, 120.0, 400.0, 2.0);
+        let draining = Evidence {
+            arrivals: (5.0, 5_000.0),
+            ..settled(&o)
+        };
+        let l = Learned::default().learn(&cfg, &o, draining);
+        assert_eq!(l.requests.saturated, 30.0);
+        assert_eq!(l.requests.bad, None);
+        assert_eq!(l.prompt_tokens.bad, None);
+    }
+
+    #[test]
+    fn a_breach_below_a_rate_served_well_stops_the_probe_and_keeps_good() {
+        // Served 30 a replica well, then a settled breach at 12 a replica (latency left over
+        // from an episode): good stays 30, the probe past it stops.
+        let mut b = Bracket {
+            good: 30.0,
+            bad: None,
+            saturated: 0.0,
+        };
+        b.unhealthy(12.0);
+        assert_eq!(b.good, 30.0);
+        assert_eq!(b.bad, Some(30.0));
+        assert_eq!(b.capacity(true, 0.8), Some(30.0));
+        // A breach above it is the knee's bound, as before.
+        let mut b = Bracket { bad: None, ..b };
+        b.unhealthy(40.0);
+        assert_eq!((b.good, b.bad), (30.0, Some(40.0)));
+        assert_eq!(b.capacity(true, 0.8), Some(34.0));
     }
 
     #[test]

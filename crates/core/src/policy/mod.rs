@@ -38,7 +38,7 @@ use serde::Serialize;
 use super::fleet::Signals;
 use constants::{
     BREACH_FACTOR, BREACH_TICKS, DOWN_HEADROOM, DOWN_TTFT_SHARE, DRAIN_S, EXPLORE_SHARE,
-    GUARD_STEP, KV_FULL, LATE_ORDER_LEADS, MAX_UTILIZATION,
+    GUARD_STEP, KEEPING_UP_SHARE, KV_FULL, LATE_ORDER_LEADS, MAX_UTILIZATION,
 };
 use forecast::Forecasts;
 use guard::{Timers, Verdict};
@@ -58,13 +58,6 @@ pub struct PolicyState {
     pub last_ms: Option<u64>,
     /// Ready replicas at the last decision.
     pub last_ready: Option<u32>,
-    /// Time of the last fresh decision, ms (the queue and in-flight growth are over the time
-    /// since, not since a stale decision that could not read them).
-    pub last_fresh_ms: Option<u64>,
-    /// The fleet queue at the last fresh decision (for its growth).
-    pub last_queue: f64,
-    /// Requests in flight at the last fresh decision (for their growth under a backlog).
-    pub last_demand: f64,
     /// What the fleet has shown about itself.
     pub learned: Learned,
     /// Load forecasts.
@@ -153,34 +146,16 @@ pub fn decide(
     }
     next.timers.stale_since_ms = None;
 
-    // Arrivals: what was served plus the queue's growth (under a backlog the counters show
-    // what was served, not what came). Through a backlog episode (now or at the last
-    // decision) requests are conserved: arrivals are completions plus the growth of requests
-    // in flight, signed, whether they wait or were admitted half-prefilled (a burst of long
-    // prompts fills the running batch first), and a draining queue's completions are not
-    // arrivals.
-    let since_fresh = state.last_fresh_ms.map(|t| now_ms.saturating_sub(t));
-    let rate = |now: f64, before: f64| match since_fresh {
-        Some(span) if span > 0 => (now - before) * 1000.0 / span as f64,
-        _ => 0.0,
-    };
-    let episode = o.backlogged
-        || (state.last_fresh_ms.is_some() && state.timers.last_backlog_ms == state.last_fresh_ms);
-    let growth = if episode {
-        rate(o.demand.0, state.last_demand).max(-o.recent_request_rate)
-    } else {
-        rate(o.queue.0, state.last_queue).max(0.0)
-    };
-    next.last_fresh_ms = Some(now_ms);
-    next.last_queue = o.queue.0;
-    next.last_demand = o.demand.0;
+    // Arrivals are conserved over the span of the recent rates (observe): what completed
+    // plus what grew in flight, and in tokens what was prefilled plus the prompts that came
+    // and are not prefilled yet, at the mean prompt.
     let tokens_per_request = o
         .tokens_per_request
         .unwrap_or(state.learned.tokens_per_request);
-    let arrivals_rps = o.recent_request_rate + growth;
+    let arrivals_rps = o.recent_arrivals;
     let arrivals_tps = o
         .recent_prompt_tokens
-        .map(|p| (p + growth * tokens_per_request).max(0.0));
+        .map(|p| (p + o.recent_unprefilled_growth * tokens_per_request).max(0.0));
 
     // Learn.
     let evidence = evidence(
@@ -264,6 +239,17 @@ pub fn decide(
     {
         sizing.need = l;
         sizing.binding = Binding::Latency;
+    }
+    // A removal undone within its trial, for what the fleet itself shows (its KV cache
+    // filling, its latency) rather than for a forecast that rose, was a probe past the knee:
+    // the rates it led to (per replica it left, so only at the first scale-up after it) are
+    // remembered as bad, so it is not made again (each attempt is two reversals).
+    let first_up_since_removal = state.timers.last_up_ms < state.timers.last_down_ms;
+    let distress = matches!(sizing.binding, Binding::KvCache | Binding::Latency);
+    if evidence.trial && first_up_since_removal && distress && sizing.need > last {
+        let after = f64::from(last.max(1));
+        next.learned
+            .probe_failed((arrivals_rps / after, arrivals_tps.unwrap_or(0.0) / after));
     }
     let mut clamps = Vec::new();
     let need = bounds::with_headroom(cfg, sizing.need);
@@ -375,12 +361,21 @@ fn evidence(
             && !within_window(next.timers.ready_changed_ms())
             && !within_window(state.timers.last_up_ms)
             && !within_window(state.timers.last_down_ms),
-        trial: within_window(state.timers.last_down_ms),
+        // A removal is on trial for a window after it was asked for and for a window after
+        // the replica it asked for left (a KV cache fills over a minute after the fleet
+        // shrank, not at the answer).
+        trial: within_window(state.timers.last_down_ms)
+            || (next.timers.ready_fell_ms >= state.timers.last_down_ms
+                && state.timers.last_down_ms.is_some()
+                && within_window(next.timers.ready_fell_ms)),
         // Latency within the SLOs describes this fleet at this rate or a harder one unless
         // replicas left within the window (then fewer carried the load than before): pods
         // that joined, or a backlog that drained, only made the window's latency worse.
+        // It also has to be keeping up: a fleet whose running batch grows (a KV cache filling
+        // after a removal) serves its latency on borrowed time.
         served_well: !within_window(next.timers.ready_fell_ms)
-            && !within_window(state.timers.last_down_ms),
+            && !within_window(state.timers.last_down_ms)
+            && o.in_flight_growth <= KEEPING_UP_SHARE * o.recent_request_rate,
         // The recent rate is a saturated replica's only if the queue stood, and the fleet
         // stayed the same size, for all of it (pods joining under a queue start empty).
         saturated: [next.timers.backlog_since_ms, next.timers.ready_changed_ms()]

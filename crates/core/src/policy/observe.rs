@@ -34,10 +34,24 @@ pub struct Observed {
     pub recent_prompt_tokens: Option<f64>,
     /// Completions per second over the recent part of the window.
     pub recent_request_rate: f64,
+    /// Requests per second that arrived over the same span: the completions plus the growth
+    /// of the requests in flight (a draining backlog's completions are not arrivals, a
+    /// growing queue's requests are; the latest growth where a burst makes it higher), never
+    /// negative.
+    pub recent_arrivals: f64,
+    /// Growth of the requests in flight per second (the larger of the recent span's and the
+    /// latest).
+    pub in_flight_growth: f64,
+    /// Growth per second of the requests that arrived and whose prompt is not counted yet
+    /// (arrivals minus first tokens; the growth in flight where no histogram counts first
+    /// tokens): prompt tokens counted plus these at the mean prompt are the tokens arrived.
+    pub recent_unprefilled_growth: f64,
     /// Mean prompt tokens per completed request (`None`: unknown).
     pub tokens_per_request: Option<f64>,
-    /// Completions per second.
+    /// Completions per second over the window.
     pub request_rate: f64,
+    /// Prompt tokens prefilled per second over the window (`None`: no counter).
+    pub prompt_tokens: Option<f64>,
     /// KV usage summed over ready replicas, in replica-fractions.
     pub kv_sum: Option<FleetTotal>,
     /// Highest KV fraction of any fresh replica.
@@ -72,6 +86,11 @@ pub fn observe(s: &Signals) -> Observed {
         }
     };
     let demand = extrapolate(s.waiting + s.running);
+    // The recent span's growth pairs with its completions (a drain's completions are
+    // matched by the fall of requests in flight over the same span); the latest growth, when
+    // higher, is a burst that the span's average has not caught up with yet.
+    let growth = extrapolate(s.recent_in_flight_growth.max(s.latest_in_flight_growth)).0;
+    let recent_arrivals = (s.recent_request_rate + growth).max(0.0);
     let queue = extrapolate(s.waiting);
     // A fleet scaled to zero has no workers to scrape; a fresh Dynamo frontend still sees every
     // request, so its numbers are evidence (of no demand, or of demand that must wake it).
@@ -94,8 +113,14 @@ pub fn observe(s: &Signals) -> Observed {
             .token_counters
             .then(|| extrapolate(s.recent_prompt_token_rate).0),
         recent_request_rate: s.recent_request_rate,
+        recent_arrivals,
+        in_flight_growth: growth,
+        recent_unprefilled_growth: s
+            .recent_first_token_rate
+            .map_or(growth, |first| recent_arrivals - first),
         tokens_per_request,
         request_rate: s.request_rate,
+        prompt_tokens: s.token_counters.then(|| extrapolate(s.prompt_token_rate).0),
         kv_sum: s.kv_usage_mean.map(|m| PerReplica(m).times(fleet)),
         kv_max: s.kv_usage_max.map(PerReplica),
         ttft_s: s.ttft_seconds,

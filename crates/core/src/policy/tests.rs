@@ -140,59 +140,95 @@ fn a_saturated_fleet_teaches_its_throughput_and_is_sized_in_rates() {
 }
 
 #[test]
-fn growth_after_a_stale_gap_is_spread_over_the_gap() {
+fn arrivals_are_completions_plus_the_growth_of_requests_in_flight() {
     let c = cfg();
-    let fleet = |fresh: usize, running: f64| Signals {
-        fresh_workers: fresh,
+    let fleet = |running: f64, waiting: f64, growth: f64| Signals {
+        fresh_workers: 4,
         discovered_workers: 4,
-        ..tokens(80_000.0, 100.0, running, 40.0, 0.9)
+        recent_in_flight_growth: growth,
+        latest_in_flight_growth: growth,
+        recent_first_token_rate: Some(100.0),
+        ..tokens(80_000.0, 100.0, running, waiting, 0.9)
     };
-    // A backlogged fleet, then a minute of missing data while 100 more requests came in
-    // flight: 100 over 65 s is 1.5/s of arrivals on top of the 100 completions, not 100 over
-    // the last 5 s (20/s) that one scrape's gap would read, and that the burst memory would
-    // then keep for a quarter of an hour.
-    let (_, mut st) = decide(&c, &PolicyState::default(), &fleet(4, 200.0), 0);
-    for i in 1..=12 {
-        let (d, next) = decide(&c, &st, &fleet(0, 200.0), i * TICK);
-        assert_eq!(d.reason, Reason::DataStale, "{}", d.detail);
-        st = next;
-    }
-    let (d, _) = decide(&c, &st, &fleet(4, 300.0), 13 * TICK);
+    // A burst of long prompts: 100 completions/s while requests in flight grow by 20/s (the
+    // running batch fills before the queue): 120 arrived, and the forecast plans for them.
+    let (d, st) = decide(&c, &PolicyState::default(), &fleet(300.0, 40.0, 20.0), 0);
     assert!(
-        d.inputs.forecast_request_rate.is_some_and(|r| r < 110.0),
+        d.inputs.forecast_request_rate.is_some_and(|r| r >= 120.0),
+        "{}",
+        d.detail
+    );
+    // 20/s came and were not prefilled yet: at 800 tokens a prompt, 16 000 tokens/s more
+    // than the counter shows.
+    assert!(
+        d.inputs
+            .forecast_prefill_tokens_per_s
+            .is_some_and(|p| p >= 96_000.0),
+        "{}",
+        d.detail
+    );
+    // The backlog drains, 50 fewer in flight each second: the completions include 50/s of
+    // backlog, which is not load that recurs: 50 arrived, and the level falls below the
+    // completions.
+    let level = st.forecast.requests.level.unwrap_or(0.0);
+    let (_, st) = decide(&c, &st, &fleet(150.0, 0.0, -50.0), TICK);
+    assert!(
+        st.forecast.requests.level.unwrap_or(f64::MAX) < 100.0,
+        "{:?} after {level}",
+        st.forecast.requests
+    );
+    // A burst that the recent span's average has not caught up with: the latest growth wins.
+    let burst = Signals {
+        latest_in_flight_growth: 200.0,
+        ..fleet(300.0, 40.0, 20.0)
+    };
+    let (d, _) = decide(&c, &PolicyState::default(), &burst, 0);
+    assert!(
+        d.inputs.forecast_request_rate.is_some_and(|r| r >= 300.0),
         "{}",
         d.detail
     );
 }
 
 #[test]
-fn arrivals_under_a_backlog_are_completions_plus_the_growth_of_requests_in_flight() {
-    let c = cfg();
-    let fleet = |running: f64, waiting: f64| Signals {
+fn a_removal_undone_for_distress_within_its_trial_is_a_probe_that_failed() {
+    // A fleet learned to serve 100 requests/s a replica well; it probes down, and the KV
+    // cache of the smaller fleet fills at the same load: the rate per remaining replica is
+    // remembered as bad, so the probe is not repeated.
+    let mut st = PolicyState::default();
+    st.learned.requests.good = 100.0;
+    st.learned.prompt_tokens.good = 80_000.0;
+    st.last_desired = Some(4);
+    st.last_ready = Some(5);
+    st.last_ms = Some(55_000);
+    st.timers.last_down_ms = Some(30_000);
+    let filling = Signals {
         fresh_workers: 4,
         discovered_workers: 4,
-        ..tokens(80_000.0, 100.0, running, waiting, 0.9)
+        kv_usage_mean: Some(0.9),
+        kv_usage_max: Some(0.93),
+        ..tokens(360_000.0, 450.0, 400.0, 0.0, 0.1)
     };
-    // A burst of long prompts: the queue stands at 40 while the running batch grows by 100
-    // in 5 s. 100 completions/s + 20/s of growth arrive: the forecast plans for at least 120,
-    // where the queue's growth alone (0) would have read 100.
-    let (_, st) = decide(&c, &PolicyState::default(), &fleet(200.0, 40.0), 0);
-    let (d, st) = decide(&c, &st, &fleet(300.0, 40.0), TICK);
-    assert!(
-        d.inputs.forecast_request_rate.is_some_and(|r| r >= 120.0),
-        "{}",
-        d.detail
-    );
-    // The backlog drains (in flight falls by 150 in 5 s): the completions include 30/s of
-    // backlog, which is not load that recurs: 100 - 30 = 70 arrived, and the level falls
-    // below the completions.
-    let level = st.forecast.requests.level.unwrap_or(0.0);
-    let (_, st) = decide(&c, &st, &fleet(150.0, 0.0), 2 * TICK);
-    assert!(
-        st.forecast.requests.level.unwrap_or(f64::MAX) < 100.0,
-        "{:?} after {level}",
-        st.forecast.requests
-    );
+    let (d, next) = decide(&cfg(), &st, &filling, 60_000);
+    assert!(d.desired > 4, "{}", d.detail);
+    assert_eq!(d.binding, Binding::KvCache, "{}", d.detail);
+    // 450/s over the 4 replicas the removal left.
+    assert_eq!(next.learned.requests.bad, Some(112.5));
+    assert_eq!(next.learned.requests.good, 100.0);
+    // The same scale-up for a forecast that rose is not a failed probe.
+    let rising = Signals {
+        kv_usage_mean: Some(0.1),
+        kv_usage_max: Some(0.1),
+        ..tokens(800_000.0, 700.0, 100.0, 0.0, 0.1)
+    };
+    let rising = Signals {
+        fresh_workers: 4,
+        discovered_workers: 4,
+        ..rising
+    };
+    let (d, next) = decide(&cfg(), &st, &rising, 60_000);
+    assert!(d.desired > 4, "{}", d.detail);
+    assert_eq!(next.learned.requests.bad, None, "{}", d.detail);
 }
 
 #[test]
