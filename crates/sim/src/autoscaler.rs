@@ -3,9 +3,40 @@
 //! on the clocks the autoscaler asks for, hands it a [`View`] of what it could really observe,
 //! and applies the replica count it returns, as a ReplicaSet controller would.
 
+use serde::Serialize;
+
+use crate::core::fleet::{StaleReason, TargetRole};
+use crate::core::policy::{Binding, Reason};
 use crate::prom::Prometheus;
-use crate::run::{DecisionPoint, RecordedScrape};
 use crate::worker::EngineParams;
+
+/// One page (or failure) the simulated scaler scraped, kept for `simulate --record`.
+#[derive(Debug, Clone)]
+pub struct RecordedScrape {
+    /// Target id (its URL).
+    pub id: String,
+    /// Worker or frontend.
+    pub role: TargetRole,
+    /// The page, or why there was none.
+    pub page: Result<String, StaleReason>,
+}
+
+/// A decision of keda-llm-scaler (changes only).
+#[derive(Debug, Clone, Serialize)]
+pub struct DecisionPoint {
+    /// Seconds.
+    pub t_s: f64,
+    /// The answer.
+    pub desired: u32,
+    /// Reason code.
+    pub reason: Reason,
+    /// Binding signal.
+    pub binding: Binding,
+    /// TTFT quantile the scaler saw.
+    pub ttft_s: Option<f64>,
+    /// The explanation line.
+    pub detail: String,
+}
 
 /// What a control plane can observe at a tick: the cluster's own objects (spec, ready and
 /// provisioned replicas), the emulated Prometheus with its real scrape interval, the

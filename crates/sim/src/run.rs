@@ -14,9 +14,10 @@ use serde::Serialize;
 use crate::core::extract::Engine;
 use crate::core::fleet::SignalConfig;
 use crate::core::fleet::{StaleKind, StaleReason, TargetRole};
-use crate::core::policy::{Binding, PolicyConfig, Reason};
+use crate::core::policy::PolicyConfig;
 
 use super::autoscaler::{Autoscaler, View};
+pub use super::autoscaler::{DecisionPoint, RecordedScrape};
 use super::keda::Cluster;
 use super::load::Request;
 use super::prom::{Prometheus, Sample};
@@ -74,17 +75,6 @@ pub struct ScalerUnderTest {
     pub policy: PolicyConfig,
     /// Scrape and decision period, ms.
     pub scrape_interval_ms: u64,
-}
-
-/// One page (or failure) the simulated scaler scraped, kept for `simulate --record`.
-#[derive(Debug, Clone)]
-pub struct RecordedScrape {
-    /// Target id (its URL).
-    pub id: String,
-    /// Worker or frontend.
-    pub role: TargetRole,
-    /// The page, or why there was none.
-    pub page: Result<String, StaleReason>,
 }
 
 /// Everything about the simulated cluster, its clients and the scoring.
@@ -221,23 +211,6 @@ pub struct TimelinePoint {
     pub outage: bool,
     /// The TTFT quantile keda-llm-scaler computed (None: undefined or not this policy).
     pub scaler_ttft_s: Option<f64>,
-}
-
-/// A decision of keda-llm-scaler (changes only).
-#[derive(Debug, Clone, Serialize)]
-pub struct DecisionPoint {
-    /// Seconds.
-    pub t_s: f64,
-    /// The answer.
-    pub desired: u32,
-    /// Reason code.
-    pub reason: Reason,
-    /// Binding signal.
-    pub binding: Binding,
-    /// TTFT quantile the scaler saw.
-    pub ttft_s: Option<f64>,
-    /// The explanation line.
-    pub detail: String,
 }
 
 /// What one run produced.
