@@ -272,8 +272,8 @@ pub struct Fleet {
     window: VecDeque<CycleEntry>,
     last_cycle_ms: Option<u64>,
     last_demand_ms: Option<u64>,
-    /// Requests in flight over the fresh targets at the last cycle.
-    last_in_flight: Option<f64>,
+    /// Requests waiting and running over the fresh targets at the last cycle.
+    in_flight: (Option<f64>, Option<f64>),
 }
 
 /// Everything the policy and the operators see about a fleet at one instant.
@@ -440,12 +440,12 @@ impl Fleet {
         if busy || entry.requests > 0.0 {
             self.last_demand_ms = Some(now_ms);
         }
-        let (waiting, running) = self.in_flight();
-        let in_flight = waiting.unwrap_or(0.0) + running.unwrap_or(0.0);
-        if continuous && let Some(last) = self.last_in_flight {
-            entry.in_flight_growth = in_flight - last;
+        let measured = self.measure_in_flight();
+        let before = std::mem::replace(&mut self.in_flight, measured);
+        if continuous && self.last_cycle_ms.is_some() {
+            let total = |(w, r): (Option<f64>, Option<f64>)| w.unwrap_or(0.0) + r.unwrap_or(0.0);
+            entry.in_flight_growth = total(self.in_flight) - total(before);
         }
-        self.last_in_flight = Some(in_flight);
         self.push_window(cfg, entry);
         while self
             .window
@@ -496,7 +496,7 @@ impl Fleet {
 
     /// Requests waiting and running over the fresh targets, fleet totals (`None`: no fresh
     /// target reports them).
-    fn in_flight(&self) -> (Option<f64>, Option<f64>) {
+    fn measure_in_flight(&self) -> (Option<f64>, Option<f64>) {
         let has_frontends = self
             .targets
             .values()
@@ -545,7 +545,8 @@ impl Fleet {
         let (mut recent_growth, mut recent_first_tokens) = (0.0, 0.0);
         let latest_from = now.saturating_sub(cfg.window_ms / RECENT_SHARE / LATEST_SHARE);
         let (mut latest_growth, mut latest_span) = (0.0, 0u64);
-        for e in &self.window {
+        let newest = self.window.len().saturating_sub(1);
+        for (i, e) in self.window.iter().enumerate() {
             ttft.add(&e.ttft);
             requests += e.requests;
             preemptions += e.preemptions;
@@ -558,31 +559,19 @@ impl Fleet {
                 recent_first_tokens += e.ttft.count();
                 recent_span += e.span_ms;
             }
-            if e.at_ms > latest_from {
+            if e.at_ms > latest_from || i == newest {
                 latest_growth += e.in_flight_growth;
                 latest_span += e.span_ms;
             }
         }
-        let recent_per_second = |n: f64| {
-            if recent_span > 0 {
-                n * 1000.0 / recent_span as f64
-            } else {
-                0.0
-            }
-        };
+        let recent_per_second = |n: f64| per_second(n, recent_span);
         let samples = ttft.count();
         let quantile = if samples >= cfg.ttft_min_samples.max(1.0) {
             ttft.quantile(cfg.ttft_quantile)
         } else {
             None
         };
-        let per_second = |n: f64| {
-            if span_ms > 0 {
-                n * 1000.0 / span_ms as f64
-            } else {
-                0.0
-            }
-        };
+        let window_per_second = |n: f64| per_second(n, span_ms);
 
         let count = |role| self.targets.values().filter(|s| s.role == role).count();
         let fresh_count = |role| self.fresh(Some(role)).count();
@@ -599,7 +588,7 @@ impl Fleet {
                 }
             }
         }
-        let (waiting, running) = self.in_flight();
+        let (waiting, running) = self.in_flight;
 
         Signals {
             at_ms: self.last_cycle_ms.unwrap_or(0),
@@ -612,27 +601,21 @@ impl Fleet {
             kv_capacity_tokens: known.then_some(capacity),
             waiting: waiting.unwrap_or(0.0),
             running: running.unwrap_or(0.0),
-            request_rate: per_second(requests),
-            preemption_rate: per_second(preemptions),
+            request_rate: window_per_second(requests),
+            preemption_rate: window_per_second(preemptions),
             token_counters: self
                 .fresh(Some(TargetRole::Worker))
                 .any(|(_, m)| m.prompt_tokens_total.is_some()),
-            prompt_token_rate: per_second(work.prompt_tokens),
+            prompt_token_rate: window_per_second(work.prompt_tokens),
             recent_request_rate: recent_per_second(recent_requests),
             recent_prompt_token_rate: recent_per_second(recent_prompt),
             recent_in_flight_growth: recent_per_second(recent_growth),
-            latest_in_flight_growth: match self.window.back() {
-                Some(last) if latest_span == 0 && last.span_ms > 0 => {
-                    last.in_flight_growth * 1000.0 / last.span_ms as f64
-                }
-                _ if latest_span > 0 => latest_growth * 1000.0 / latest_span as f64,
-                _ => 0.0,
-            },
+            latest_in_flight_growth: per_second(latest_growth, latest_span),
             recent_first_token_rate: self
                 .fresh(None)
                 .any(|(_, m)| !m.ttft.is_empty())
                 .then(|| recent_per_second(recent_first_tokens)),
-            generation_token_rate: per_second(work.generation_tokens),
+            generation_token_rate: window_per_second(work.generation_tokens),
             itl_seconds: (work.itl_count >= cfg.ttft_min_samples.max(1.0))
                 .then(|| work.itl_sum / work.itl_count),
             fresh_workers: fresh_count(TargetRole::Worker),
@@ -651,6 +634,15 @@ impl Fleet {
 
 /// Whether adding `b` into `a` keeps `a` within [`MAX_MERGED_TTFT_BUCKETS`] bounds (equal bound
 /// sets add bucket by bucket; different ones merge over the union).
+/// `n` over `span_ms` as a rate per second (0 over an empty span).
+fn per_second(n: f64, span_ms: u64) -> f64 {
+    if span_ms > 0 {
+        n * 1000.0 / span_ms as f64
+    } else {
+        0.0
+    }
+}
+
 fn mergeable(a: &Histogram, b: &Histogram) -> bool {
     a.same_bounds(b) || a.buckets.len() + b.buckets.len() <= MAX_MERGED_TTFT_BUCKETS
 }

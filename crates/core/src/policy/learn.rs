@@ -203,14 +203,13 @@ impl Learned {
         }
     }
 
-    /// A removal on trial had to be undone: the plan needs more replicas than the removal
-    /// left, at `arrivals` per remaining replica (requests/s, prompt tokens/s). Whatever
-    /// binding asked for them (a KV cache filling, a running batch that no longer keeps up,
-    /// latency), those rates are more than a replica does well: they are bad, so the same
-    /// probe is not made again until the bound is forgotten.
-    pub fn probe_failed(&mut self, arrivals: (f64, f64)) {
-        self.requests.unhealthy(arrivals.0);
-        self.prompt_tokens.unhealthy(arrivals.1);
+    /// A replica was seen failing at these per-replica rates (requests/s, prompt tokens/s):
+    /// a breach at a settled point or on trial, or a removal on trial that had to be undone
+    /// because the fleet showed distress (a failed probe, `decide`). Both are bad, so the
+    /// same plan is not made again until the bound is forgotten.
+    pub fn unhealthy_at(&mut self, (requests, prompt_tokens): (f64, f64)) {
+        self.requests.unhealthy(requests);
+        self.prompt_tokens.unhealthy(prompt_tokens);
     }
 
     /// Folds one fresh observation in. Pure.
@@ -244,8 +243,7 @@ impl Learned {
                 && !over(o.ttft_s, slo, DOWN_TTFT_SHARE)
                 && !over(o.itl_s, cfg.itl_target_s, DOWN_TTFT_SHARE);
             if breach && (e.settled || e.trial) {
-                next.requests.unhealthy(req);
-                next.prompt_tokens.unhealthy(tok);
+                next.unhealthy_at((req, tok));
             } else if within && e.served_well {
                 // The latency is the window's, so the rate it vouches for is the window's
                 // too: the recent part's rate is noisier, and the highest of many noisy

@@ -249,7 +249,7 @@ pub fn decide(
     if evidence.trial && first_up_since_removal && distress && sizing.need > last {
         let after = f64::from(last.max(1));
         next.learned
-            .probe_failed((arrivals_rps / after, arrivals_tps.unwrap_or(0.0) / after));
+            .unhealthy_at((arrivals_rps / after, arrivals_tps.unwrap_or(0.0) / after));
     }
     let mut clamps = Vec::new();
     let need = bounds::with_headroom(cfg, sizing.need);
