@@ -318,6 +318,8 @@ pub struct Signals {
     pub recent_in_flight_growth: f64,
     /// The same growth over the newest third of that span (at least the latest cycle).
     pub latest_in_flight_growth: f64,
+    /// The same growth over the whole window (the span the window's latency describes).
+    pub window_in_flight_growth: f64,
     /// First tokens (TTFT observations) per second over the same span, `None` when no fresh
     /// target exposes a TTFT histogram: the requests whose prompt tokens were counted.
     pub recent_first_token_rate: Option<f64>,
@@ -542,7 +544,7 @@ impl Fleet {
         let now = self.last_cycle_ms.unwrap_or(0);
         let recent_from = now.saturating_sub(cfg.window_ms / RECENT_SHARE);
         let (mut recent_requests, mut recent_prompt, mut recent_span) = (0.0, 0.0, 0u64);
-        let (mut recent_growth, mut recent_first_tokens) = (0.0, 0.0);
+        let (mut recent_growth, mut recent_first_tokens, mut growth) = (0.0, 0.0, 0.0);
         let latest_from = now.saturating_sub(cfg.window_ms / RECENT_SHARE / LATEST_SHARE);
         let (mut latest_growth, mut latest_span) = (0.0, 0u64);
         let newest = self.window.len().saturating_sub(1);
@@ -552,6 +554,7 @@ impl Fleet {
             preemptions += e.preemptions;
             work.add(&e.work);
             span_ms += e.span_ms;
+            growth += e.in_flight_growth;
             if e.at_ms > recent_from {
                 recent_requests += e.requests;
                 recent_prompt += e.work.prompt_tokens;
@@ -611,6 +614,7 @@ impl Fleet {
             recent_prompt_token_rate: recent_per_second(recent_prompt),
             recent_in_flight_growth: recent_per_second(recent_growth),
             latest_in_flight_growth: per_second(latest_growth, latest_span),
+            window_in_flight_growth: window_per_second(growth),
             recent_first_token_rate: self
                 .fresh(None)
                 .any(|(_, m)| !m.ttft.is_empty())
@@ -945,6 +949,7 @@ mod tests {
         assert!((s.recent_request_rate - 100.0).abs() < 1e-9, "{s:?}");
         assert!((s.recent_in_flight_growth - 10.0).abs() < 1e-9, "{s:?}");
         assert!((s.latest_in_flight_growth - 10.0).abs() < 1e-9, "{s:?}");
+        assert!((s.window_in_flight_growth - 10.0).abs() < 1e-9, "{s:?}");
         assert_eq!(s.recent_first_token_rate, Some(100.0));
         // The drain: 150 fewer in flight over the latest 5 s, 100 completions a second.
         f.apply_cycle(&c, 20_000, vec![ok("a", busy(0.0, 20.0, done, done))]);
@@ -955,6 +960,8 @@ mod tests {
             "{s:?}"
         );
         assert!((s.latest_in_flight_growth + 30.0).abs() < 1e-9, "{s:?}");
+        // Over the whole window (20 s): +50 +50 +50 -150, the fleet kept up after all.
+        assert!(s.window_in_flight_growth.abs() < 1e-9, "{s:?}");
     }
 
     #[test]

@@ -166,6 +166,9 @@ pub struct Evidence {
     /// A queue has stood at every replica for the whole recent part of the window, so the
     /// recent completion rate is a saturated replica's throughput.
     pub saturated: bool,
+    /// The fleet does not keep up: its requests in flight grow, over the window and its
+    /// recent part, by more than [`super::constants::KEEPING_UP_SHARE`] of its completions.
+    pub filling: bool,
     /// Mean age of orders that filled this decision, ms.
     pub filled_lead_ms: Option<f64>,
     /// Arrivals per replica: requests/s and prompt tokens/s.
@@ -242,7 +245,10 @@ impl Learned {
             let within = o.ttft_s.is_some()
                 && !over(o.ttft_s, slo, DOWN_TTFT_SHARE)
                 && !over(o.itl_s, cfg.itl_target_s, DOWN_TTFT_SHARE);
-            if breach && (e.settled || e.trial) {
+            // A settled fleet that does not keep up is past its knee as surely as one whose
+            // latency breaks, and minutes earlier: past the decode knee TTFT stays flat while
+            // the running batch and the KV cache fill, until the cache is full.
+            if (breach || e.filling) && (e.settled || e.trial) {
                 next.unhealthy_at((req, tok));
             } else if within && e.served_well {
                 // The latency is the window's, so the rate it vouches for is the window's
@@ -421,6 +427,34 @@ mod tests {
         assert_eq!(l.requests.saturated, 30.0);
         assert_eq!(l.requests.bad, None);
         assert_eq!(l.prompt_tokens.bad, None);
+    }
+
+    #[test]
+    fn a_settled_fleet_that_does_not_keep_up_is_past_its_knee_though_its_latency_is_fine() {
+        // Served 50 a replica well; now 4 replicas take 60 each and their requests in flight
+        // grow (the running batch fills past the decode knee) while TTFT is still well
+        // within the SLO: 60 is a breaking rate, and 50 stays good.
+        let cfg = PolicyConfig::default();
+        let mut l = Learned::default();
+        l.requests.good = 50.0;
+        let o = fleet(4, 240.0, 0.0, 0.1);
+        let filling = Evidence {
+            filling: true,
+            served_well: false,
+            ..settled(&o)
+        };
+        let next = l.learn(&cfg, &o, filling);
+        assert_eq!(next.requests.bad, Some(60.0));
+        assert_eq!(next.requests.good, 50.0);
+        // The same fleet keeping up vouches for 60 instead.
+        let next = l.learn(&cfg, &o, settled(&o));
+        assert_eq!((next.requests.good, next.requests.bad), (60.0, None));
+        // Filling while a pod starts or a queue drains is not this fleet's knee.
+        let unsettled = Evidence {
+            settled: false,
+            ..filling
+        };
+        assert_eq!(l.learn(&cfg, &o, unsettled).requests.bad, None);
     }
 
     #[test]

@@ -375,7 +375,10 @@ fn evidence(
         // after a removal) serves its latency on borrowed time.
         served_well: !within_window(next.timers.ready_fell_ms)
             && !within_window(state.timers.last_down_ms)
-            && o.in_flight_growth <= KEEPING_UP_SHARE * o.recent_request_rate,
+            && o.in_flight_growth.max(o.window_in_flight_growth)
+                <= KEEPING_UP_SHARE * o.recent_request_rate,
+        filling: o.recent_request_rate > 0.0
+            && o.sustained_in_flight_growth > KEEPING_UP_SHARE * o.recent_request_rate,
         // The recent rate is a saturated replica's only if the queue stood, and the fleet
         // stayed the same size, for all of it (pods joining under a queue start empty).
         saturated: [next.timers.backlog_since_ms, next.timers.ready_changed_ms()]

@@ -42,6 +42,11 @@ pub struct Observed {
     /// Growth of the requests in flight per second (the larger of the recent span's and the
     /// latest).
     pub in_flight_growth: f64,
+    /// Growth of the requests in flight per second over the whole window.
+    pub window_in_flight_growth: f64,
+    /// The lower of the recent span's growth and the window's: a fleet past its knee grows
+    /// its requests in flight over both, a burst's onset over the newest seconds.
+    pub sustained_in_flight_growth: f64,
     /// Growth per second of the requests that arrived and whose prompt is not counted yet
     /// (arrivals minus first tokens; the growth in flight where no histogram counts first
     /// tokens): prompt tokens counted plus these at the mean prompt are the tokens arrived.
@@ -115,6 +120,11 @@ pub fn observe(s: &Signals) -> Observed {
         recent_request_rate: s.recent_request_rate,
         recent_arrivals,
         in_flight_growth: growth,
+        window_in_flight_growth: extrapolate(s.window_in_flight_growth).0,
+        sustained_in_flight_growth: extrapolate(
+            s.recent_in_flight_growth.min(s.window_in_flight_growth),
+        )
+        .0,
         recent_unprefilled_growth: s
             .recent_first_token_rate
             .map_or(growth, |first| recent_arrivals - first),

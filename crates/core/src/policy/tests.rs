@@ -232,6 +232,40 @@ fn a_removal_undone_for_distress_within_its_trial_is_a_probe_that_failed() {
 }
 
 #[test]
+fn a_settled_fleet_whose_requests_in_flight_keep_growing_marks_its_rate_bad() {
+    // 4 replicas served 50 requests/s each well; now 240/s complete while the requests in
+    // flight grow by 30/s over the whole window (a running batch filling past the decode
+    // knee), TTFT still well within the SLO: the arrivals per replica are a breaking rate.
+    let mut st = PolicyState::default();
+    st.learned.requests.good = 50.0;
+    st.learned.prompt_tokens.good = 50_000.0;
+    st.last_desired = Some(4);
+    st.last_ready = Some(4);
+    st.last_ms = Some(55_000);
+    let at = |recent: f64, latest: f64, window: f64| Signals {
+        fresh_workers: 4,
+        discovered_workers: 4,
+        recent_in_flight_growth: recent,
+        latest_in_flight_growth: latest,
+        window_in_flight_growth: window,
+        ..tokens(240_000.0, 240.0, 600.0, 0.0, 0.1)
+    };
+    let (d, next) = decide(&cfg(), &st, &at(30.0, 30.0, 30.0), 60_000);
+    let bad = next.learned.requests.bad;
+    assert!(bad.is_some_and(|b| b >= 60.0), "{bad:?}: {}", d.detail);
+    assert_eq!(next.learned.requests.good, 50.0, "{}", d.detail);
+    // A burst's onset grows them over the newest seconds only: it is planned for (the
+    // latest growth is an arrival), and it is no knee.
+    let (d, next) = decide(&cfg(), &st, &at(2.0, 60.0, 1.0), 60_000);
+    assert_eq!(next.learned.requests.bad, None, "{}", d.detail);
+    // Nor is a fleet that kept up over the window and grows over its recent part: it
+    // vouches for nothing either, since its latency is on borrowed time.
+    let (d, next) = decide(&cfg(), &st, &at(30.0, 30.0, 1.0), 60_000);
+    assert_eq!(next.learned.requests.bad, None, "{}", d.detail);
+    assert_eq!(next.learned.requests.good, 50.0, "{}", d.detail);
+}
+
+#[test]
 fn the_latency_guard_keeps_its_order_and_waits_a_window_after_pods_join() {
     let c = cfg();
     // 4 replicas serving 40 in flight well within the model, but preempting: the guard adds
