@@ -183,6 +183,9 @@ pub struct SignalsView {
     pub latest_in_flight_growth: f64,
     /// As in [`Signals`].
     #[serde(default)]
+    pub latest_request_rate: f64,
+    /// As in [`Signals`].
+    #[serde(default)]
     pub window_in_flight_growth: f64,
     /// As in [`Signals`].
     #[serde(default)]
@@ -246,6 +249,7 @@ impl From<&Signals> for SignalsView {
             recent_prompt_token_rate: s.recent_prompt_token_rate,
             recent_in_flight_growth: s.recent_in_flight_growth,
             latest_in_flight_growth: s.latest_in_flight_growth,
+            latest_request_rate: s.latest_request_rate,
             window_in_flight_growth: s.window_in_flight_growth,
             recent_first_token_rate: s.recent_first_token_rate,
             itl_seconds: s.itl_seconds,

@@ -318,6 +318,10 @@ pub struct Signals {
     pub recent_in_flight_growth: f64,
     /// The same growth over the newest third of that span (at least the latest cycle).
     pub latest_in_flight_growth: f64,
+    /// Requests completed per second over the same newest span as `latest_in_flight_growth`:
+    /// the two add up to the latest arrivals (a drain that ended within the recent span has
+    /// its completions in the recent rate but not its fall in the latest growth).
+    pub latest_request_rate: f64,
     /// The same growth over the whole window (the span the window's latency describes).
     pub window_in_flight_growth: f64,
     /// First tokens (TTFT observations) per second over the same span, `None` when no fresh
@@ -546,7 +550,7 @@ impl Fleet {
         let (mut recent_requests, mut recent_prompt, mut recent_span) = (0.0, 0.0, 0u64);
         let (mut recent_growth, mut recent_first_tokens, mut growth) = (0.0, 0.0, 0.0);
         let latest_from = now.saturating_sub(cfg.window_ms / RECENT_SHARE / LATEST_SHARE);
-        let (mut latest_growth, mut latest_span) = (0.0, 0u64);
+        let (mut latest_growth, mut latest_requests, mut latest_span) = (0.0, 0.0, 0u64);
         let newest = self.window.len().saturating_sub(1);
         for (i, e) in self.window.iter().enumerate() {
             ttft.add(&e.ttft);
@@ -564,6 +568,7 @@ impl Fleet {
             }
             if e.at_ms > latest_from || i == newest {
                 latest_growth += e.in_flight_growth;
+                latest_requests += e.requests;
                 latest_span += e.span_ms;
             }
         }
@@ -614,6 +619,7 @@ impl Fleet {
             recent_prompt_token_rate: recent_per_second(recent_prompt),
             recent_in_flight_growth: recent_per_second(recent_growth),
             latest_in_flight_growth: per_second(latest_growth, latest_span),
+            latest_request_rate: per_second(latest_requests, latest_span),
             window_in_flight_growth: window_per_second(growth),
             recent_first_token_rate: self
                 .fresh(None)
@@ -962,6 +968,18 @@ mod tests {
         assert!((s.latest_in_flight_growth + 30.0).abs() < 1e-9, "{s:?}");
         // Over the whole window (20 s): +50 +50 +50 -150, the fleet kept up after all.
         assert!(s.window_in_flight_growth.abs() < 1e-9, "{s:?}");
+        assert!((s.latest_request_rate - 100.0).abs() < 1e-9, "{s:?}");
+        // The drain is over: 20 completions a second in the latest 5 s, none in flight
+        // more or less; the recent span still holds the drain's completions.
+        done += 100.0;
+        f.apply_cycle(&c, 25_000, vec![ok("a", busy(0.0, 20.0, done, done))]);
+        let s = f.signals(&c);
+        assert!((s.latest_request_rate - 20.0).abs() < 1e-9, "{s:?}");
+        assert!(
+            (s.recent_request_rate - 1100.0 / 15.0).abs() < 1e-9,
+            "{s:?}"
+        );
+        assert_eq!(s.latest_in_flight_growth, 0.0, "{s:?}");
     }
 
     #[test]

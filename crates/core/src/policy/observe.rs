@@ -35,9 +35,9 @@ pub struct Observed {
     /// Completions per second over the recent part of the window.
     pub recent_request_rate: f64,
     /// Requests per second that arrived over the same span: the completions plus the growth
-    /// of the requests in flight (a draining backlog's completions are not arrivals, a
-    /// growing queue's requests are; the latest growth where a burst makes it higher), never
-    /// negative.
+    /// of the requests in flight over it (a draining backlog's completions are not arrivals,
+    /// a growing queue's requests are; the newest span's where a burst makes it higher),
+    /// never negative.
     pub recent_arrivals: f64,
     /// Growth of the requests in flight per second (the larger of the recent span's and the
     /// latest).
@@ -91,11 +91,17 @@ pub fn observe(s: &Signals) -> Observed {
         }
     };
     let demand = extrapolate(s.waiting + s.running);
-    // The recent span's growth pairs with its completions (a drain's completions are
-    // matched by the fall of requests in flight over the same span); the latest growth, when
-    // higher, is a burst that the span's average has not caught up with yet.
+    // Completions and growth pair over the same span (a drain's completions are matched by
+    // the fall of requests in flight over it): the recent span's, or the latest's when higher
+    // (a burst that the recent span's average has not caught up with yet). The latest span's
+    // completions count at most at the recent span's rate: a third as many scrapes make them
+    // noisier, and the burst memory would hold that noise. Paired across spans instead, the
+    // recent completions of a drain that has just ended would read as arrivals.
+    let recent = s.recent_request_rate + extrapolate(s.recent_in_flight_growth).0;
+    let latest =
+        s.latest_request_rate.min(s.recent_request_rate) + extrapolate(s.latest_in_flight_growth).0;
+    let recent_arrivals = recent.max(latest).max(0.0);
     let growth = extrapolate(s.recent_in_flight_growth.max(s.latest_in_flight_growth)).0;
-    let recent_arrivals = (s.recent_request_rate + growth).max(0.0);
     let queue = extrapolate(s.waiting);
     // A fleet scaled to zero has no workers to scrape; a fresh Dynamo frontend still sees every
     // request, so its numbers are evidence (of no demand, or of demand that must wake it).
@@ -127,7 +133,9 @@ pub fn observe(s: &Signals) -> Observed {
         .0,
         recent_unprefilled_growth: s
             .recent_first_token_rate
-            .map_or(growth, |first| recent_arrivals - first),
+            .map_or(recent_arrivals - s.recent_request_rate, |first| {
+                recent_arrivals - first
+            }),
         tokens_per_request,
         request_rate: s.request_rate,
         prompt_tokens: s.token_counters.then(|| extrapolate(s.prompt_token_rate).0),

@@ -78,6 +78,7 @@ fn tokens(prompt: f64, rps: f64, running: f64, waiting: f64, ttft: f64) -> Signa
         recent_prompt_token_rate: prompt,
         request_rate: rps,
         recent_request_rate: rps,
+        latest_request_rate: rps,
         ttft_seconds: Some(ttft),
         ttft_samples: 100.0,
         ..Signals::default()
@@ -188,6 +189,27 @@ fn arrivals_are_completions_plus_the_growth_of_requests_in_flight() {
         "{}",
         d.detail
     );
+}
+
+#[test]
+fn a_drain_that_just_ended_is_not_arrivals() {
+    // 13 replicas drained a backlog: 72.5 completions a second over the recent 15 s while
+    // requests in flight fell by 46.6 a second (26 arrived); in the latest 5 s the queue is
+    // gone, 20 complete a second and in flight falls by 10 (10 arrived). The recent
+    // completions paired with the latest growth would read 62.5 arrivals, and the burst
+    // memory would hold them for a quarter of an hour.
+    let s = Signals {
+        fresh_workers: 13,
+        discovered_workers: 13,
+        recent_in_flight_growth: -46.6,
+        latest_in_flight_growth: -10.0,
+        latest_request_rate: 20.0,
+        ..tokens(700_000.0, 72.5, 20.0, 0.0, 0.3)
+    };
+    let (d, st) = decide(&cfg(), &PolicyState::default(), &s, 0);
+    let f = d.inputs.forecast_request_rate.unwrap_or(f64::MAX);
+    assert!((f - 25.9).abs() < 1e-6, "{}", d.detail);
+    assert!((st.forecast.requests.peak - 25.9).abs() < 1e-6, "{st:?}");
 }
 
 #[test]
