@@ -64,6 +64,13 @@ pub const PEAK_TAU_MS: f64 = 900_000.0;
 /// A value at this share of the remembered peak is the burst back (renewing the memory).
 pub const RENEW_SHARE: f64 = 0.8;
 
+/// The burst memory's floor (see `forecast`) rises towards higher values over this many lead
+/// times. A value's excess over it then reads a linear climb lasting half a lead time at 0.88
+/// of its height, one lead time at 0.79, two at 0.63 (0.5 of it came within one lead time) and
+/// thirty (a day's curve) at 0.07: near what capacity ordered at the climb's start could not
+/// have served, erring high on the slower climbs, with one number of state.
+pub const RISE_SPAN_LEADS: f64 = 2.0;
+
 /// Longest lull a recurring burst is remembered across at full strength, ms (an hour): a
 /// burst that comes back after longer is the daily curve's business, not the memory's, and
 /// an hour bounds what holding a peak can cost.

@@ -6,11 +6,19 @@
 //! [`TREND_TAU_MIN_MS`]). The upper band is `max(now, level) + max(0, trend) x lead + BAND_Z x
 //! noise`: a falling trend is never extrapolated (a forecast drop is not a reason to remove
 //! capacity; the scale-down guard waits to see it).
+//!
+//! The burst memory holds what could come back faster than capacity follows. Once a burst has
+//! recurred it is the peak, decayed (or held whole across a lull a burst recurred after).
+//! Until then it is the peak, but never more than the largest rise seen within about one lead
+//! time above the value now: a load that climbed to its peak slower than capacity comes (a
+//! day's curve, a ramp) is followed back up by the trend, so holding its peak on the way down
+//! would only cost GPUs, while a burst's rise is its whole height, and is held.
 
 use serde::Serialize;
 
 use super::constants::{
-    BAND_Z, LEVEL_TAU_MS, PEAK_TAU_MS, RECURRENCE_MAX_MS, RENEW_SHARE, TREND_TAU_MIN_MS,
+    BAND_Z, LEVEL_TAU_MS, PEAK_TAU_MS, RECURRENCE_MAX_MS, RENEW_SHARE, RISE_SPAN_LEADS,
+    TREND_TAU_MIN_MS,
 };
 
 /// One quantity's forecast state.
@@ -30,6 +38,13 @@ pub struct Band {
     /// The last gap after which the peak came back (a burst that recurred), ms: the peak is
     /// held at full strength this long after it was last seen (0: none recurred yet).
     pub recurrence_ms: f64,
+    /// A floor under the values: it drops to a lower value at once and rises towards higher
+    /// ones over [`RISE_SPAN_LEADS`] lead times, so a value's excess over it approximates its
+    /// rise within one lead time.
+    pub floor: f64,
+    /// The largest excess of a value over [`Band::floor`], decayed as the peak is: how far the
+    /// load has shown it can rise before capacity ordered at the rise's start serves.
+    pub rise: f64,
 }
 
 /// The weight of an observation `dt_ms` after the last in an EWMA of time constant `tau_ms`.
@@ -45,6 +60,7 @@ impl Band {
             return Band {
                 level: Some(x),
                 peak: x,
+                floor: x,
                 ..Band::default()
             };
         };
@@ -61,6 +77,7 @@ impl Band {
             trend: self.trend + a * (slope - self.trend),
             noise: self.noise + a * ((x - next).abs() - self.noise),
             since_peak_ms: self.since_peak_ms + dt,
+            floor: x.min(self.floor + alpha(dt_ms, RISE_SPAN_LEADS * slow) * (x - self.floor)),
             ..*self
         };
         // A burst that comes back after a lull longer than a lead time has recurred: the
@@ -77,17 +94,28 @@ impl Band {
             band.since_peak_ms = 0.0;
         }
         if band.since_peak_ms > band.recurrence_ms {
-            band.peak *= (-dt / PEAK_TAU_MS).exp();
+            let decay = (-dt / PEAK_TAU_MS).exp();
+            band.peak *= decay;
+            band.rise *= decay;
         }
         // The peak is of what was seen, not of the band: a band mid-burst carries the burst's
         // slope over a whole lead time, and holding that for minutes would hold a guess.
         band.peak = band.peak.max(x);
+        band.rise = band.rise.max(x - self.floor);
         band
     }
 
-    /// What a removal plans for: the upper band, or the decayed recent peak if higher.
+    /// What a removal plans for: the upper band, or the burst memory if higher (the decayed
+    /// recent peak; before any burst has recurred, no more of it than the largest rise within
+    /// a lead time above the value now).
     pub fn held(&self, now: f64, lead_ms: f64) -> f64 {
-        self.upper(now, lead_ms).max(self.peak)
+        let memory = if self.recurrence_ms > 0.0 {
+            self.peak
+        } else {
+            self.peak
+                .min(now.max(self.level.unwrap_or(now)) + self.rise)
+        };
+        self.upper(now, lead_ms).max(memory)
     }
 
     /// The upper band `lead_ms` ahead, given the value now.
@@ -220,6 +248,66 @@ mod tests {
             }
         }
         assert_eq!(b.recurrence_ms, 0.0, "{b:?}");
+    }
+
+    #[test]
+    fn a_peak_climbed_to_slower_than_a_lead_time_is_not_held_on_the_way_down() {
+        // A day's curve: 100 -> 1000 over 40 minutes (0.375/s, 23 a lead time), an hour at the
+        // top, then down to 500 over 20 minutes. Five minutes into the descent the memory
+        // holds the descent's own level plus a lead time's rise (and the band), not the top.
+        let mut b = Band::default();
+        let step = |b: Band, x: f64| b.observe(x, 5000, 60_000.0);
+        for i in 0..=480 {
+            b = step(b, 100.0 + 900.0 * f64::from(i) / 480.0);
+        }
+        for _ in 0..720 {
+            b = step(b, 1000.0);
+        }
+        let mut x = 1000.0;
+        for _ in 0..60 {
+            x -= 500.0 / 240.0;
+            b = step(b, x);
+        }
+        assert!(b.peak > 0.7 * 1000.0, "{b:?}");
+        let held = b.held(x, 60_000.0);
+        assert!(held < x + 60.0, "{held} at {x}: {b:?}");
+    }
+
+    #[test]
+    fn a_burst_is_held_whole_on_the_way_down() {
+        let mut b = Band::default();
+        for _ in 0..60 {
+            b = b.observe(100.0, 5000, 60_000.0);
+        }
+        for _ in 0..6 {
+            b = b.observe(1000.0, 5000, 60_000.0);
+        }
+        for _ in 0..12 {
+            b = b.observe(100.0, 5000, 60_000.0);
+        }
+        // The rise was the burst's whole height: the memory is the peak's, decayed a minute.
+        let held = b.held(100.0, 60_000.0);
+        assert!(
+            (held - b.peak).abs() < 1e-9 && held > 0.9 * 1000.0,
+            "{held}: {b:?}"
+        );
+    }
+
+    #[test]
+    fn a_recurring_burst_is_held_whole_when_the_lull_falls_below_its_rise() {
+        // Bursts from 200 to 1000 recur after ten-minute lulls; then the lull falls to 10.
+        // A burst may now rise from nearly nothing: the memory is the peak, not 10 + 800.
+        let run =
+            |b: Band, x: f64, secs: u64| (0..secs / 5).fold(b, |b, _| b.observe(x, 5000, 60_000.0));
+        let mut b = run(Band::default(), 200.0, 120);
+        for _ in 0..2 {
+            b = run(run(b, 1000.0, 30), 200.0, 600);
+        }
+        b = run(b, 1000.0, 30);
+        assert!(b.recurrence_ms > 0.0, "{b:?}");
+        b = run(b, 10.0, 120);
+        assert_eq!(b.held(10.0, 60_000.0), b.peak);
+        assert!(b.peak >= 1000.0, "{b:?}");
     }
 
     #[test]
