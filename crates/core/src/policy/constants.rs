@@ -82,6 +82,33 @@ pub const RECURRENCE_MAX_MS: f64 = 3_600_000.0;
 /// a node's provisioning, that is nearly done).
 pub const LATE_ORDER_LEADS: f64 = 2.0;
 
+/// Time constant of the trend skill's record, ms (30 minutes): it spans several bursts of
+/// either Azure trace (2 to 10 minutes apart) and a day's curve has shown its trend many times
+/// over in it; a traffic that changes character is relearned within about as long.
+pub const SKILL_TAU_MS: f64 = 1_800_000.0;
+
+/// The trend skill starts from this much evidence that rises come as extrapolated, on its
+/// scale of predicted rises as shares of the value predicted (three climbs of a burst's
+/// height, or ten 10 % steps of a ramp).
+pub const SKILL_PRIOR: f64 = 1.0;
+
+/// A rise is credited with at most this multiple of its prediction: trends are noisy, and
+/// those that stand out of the noise are more often the high ones, so a ramp delivers its
+/// mean trend only if the low predictions' surplus counts; capped so that one step after a
+/// flat trend does not outweigh a record of bursts.
+pub const SKILL_SURPLUS_MAX: f64 = 2.0;
+
+/// A prediction is scored only if its rise clears this many noise units (mean absolute
+/// deviations of the value) at the trend's shortest horizon, [`TREND_TAU_MIN_MS`], and the
+/// square root of the horizon's multiple of it beyond (a noise trend's extrapolation grows as
+/// a random walk does). Two units over 30 s: a Poisson load's own trend stays under it
+/// (about 0.6 units on the arena's Poisson load), a burst's climb clears it several times over.
+pub const SKILL_Z: f64 = 3.0;
+
+/// Predictions awaiting their outcome, at most (one each 1/32 of a lead time): bounded state
+/// whatever the lead time.
+pub const SKILL_PENDING_MAX: usize = 32;
+
 /// Width of the forecast's upper band, in noise units (mean absolute deviation). One deviation
 /// covers about 80 % of Gaussian noise, the MPC planner's p80.
 pub const BAND_Z: f64 = 1.0;

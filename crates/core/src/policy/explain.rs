@@ -47,6 +47,15 @@ pub fn reason(o: Outcome<'_>) -> Reason {
     }
 }
 
+/// The trend skill, where it damps the trend (a share of 1 is the plain forecast).
+fn trend(share: f64) -> String {
+    if share < 1.0 {
+        format!(", trend x{share:.2}")
+    } else {
+        String::new()
+    }
+}
+
 fn ms(s: Option<f64>) -> String {
     s.map_or_else(|| "?".into(), |v| format!("{:.0} ms", v * 1e3))
 }
@@ -70,8 +79,9 @@ pub fn detail(
                 _ => String::new(),
             };
             format!(
-                "forecast {rate:.1} req/s at {cap:.1}/replica{tokens} over {:.0} s{}",
+                "forecast {rate:.1} req/s at {cap:.1}/replica{tokens} over {:.0} s{}{}",
                 i.lead_time_s,
+                trend(i.trend_share),
                 if i.exploring { ", exploring" } else { "" }
             )
         }

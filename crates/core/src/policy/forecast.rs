@@ -16,6 +16,8 @@
 
 use serde::Serialize;
 
+use super::trend_skill::TrendSkill;
+
 use super::constants::{
     BAND_Z, LEVEL_TAU_MS, PEAK_TAU_MS, RECURRENCE_MAX_MS, RENEW_SHARE, RISE_SPAN_LEADS,
     TREND_TAU_MIN_MS,
@@ -108,25 +110,27 @@ impl Band {
     /// What a removal plans for: the upper band, or the burst memory if higher (the decayed
     /// recent peak; before any burst has recurred, no more of it than the largest rise within
     /// a lead time above the value now).
-    pub fn held(&self, now: f64, lead_ms: f64) -> f64 {
+    pub fn held(&self, now: f64, lead_ms: f64, trend_share: f64) -> f64 {
         let memory = if self.recurrence_ms > 0.0 {
             self.peak
         } else {
             self.peak
                 .min(now.max(self.level.unwrap_or(now)) + self.rise)
         };
-        self.upper(now, lead_ms).max(memory)
+        self.upper(now, lead_ms, trend_share).max(memory)
     }
 
-    /// The upper band `lead_ms` ahead, given the value now.
-    pub fn upper(&self, now: f64, lead_ms: f64) -> f64 {
+    /// The upper band `lead_ms` ahead, given the value now, extrapolating `trend_share` of
+    /// the trend (the share rises like it have delivered, `trend_skill`).
+    pub fn upper(&self, now: f64, lead_ms: f64, trend_share: f64) -> f64 {
         let level = self.level.unwrap_or(now);
-        now.max(level) + self.trend.max(0.0) * lead_ms / 1000.0 + BAND_Z * self.noise
+        let rise = self.trend.max(0.0) * trend_share.clamp(0.0, 1.0) * lead_ms / 1000.0;
+        now.max(level) + rise + BAND_Z * self.noise
     }
 }
 
 /// The forecasts the sizing reads.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Forecasts {
     /// Arriving requests per second.
     pub requests: Band,
@@ -136,6 +140,9 @@ pub struct Forecasts {
     pub demand: Band,
     /// KV usage summed over replicas.
     pub kv: Band,
+    /// How much of the arrivals' extrapolated rises came: the arrival bands (requests,
+    /// prompt tokens) extrapolate that share of their trends (`trend_skill`).
+    pub trend_skill: TrendSkill,
 }
 
 #[cfg(test)]
@@ -148,7 +155,7 @@ mod tests {
         for _ in 0..100 {
             b = b.observe(100.0, 5000, 60_000.0);
         }
-        assert!((b.upper(100.0, 60_000.0) - 100.0).abs() < 1e-6);
+        assert!((b.upper(100.0, 60_000.0, 1.0) - 100.0).abs() < 1e-6);
     }
 
     #[test]
@@ -162,7 +169,7 @@ mod tests {
             b = b.observe(x, 5000, 60_000.0);
         }
         assert!((b.trend - 1.0).abs() < 0.05, "{b:?}");
-        let up = b.upper(x, 60_000.0);
+        let up = b.upper(x, 60_000.0, 1.0);
         assert!(up >= x + 55.0 && up <= x + 75.0, "{up} from {x}");
     }
 
@@ -176,7 +183,7 @@ mod tests {
         }
         assert!(b.trend < 0.0);
         // The band stays at or above the level: never below what was just seen.
-        assert!(b.upper(x, 60_000.0) >= b.level.unwrap_or(0.0));
+        assert!(b.upper(x, 60_000.0, 1.0) >= b.level.unwrap_or(0.0));
     }
 
     #[test]
@@ -187,7 +194,7 @@ mod tests {
             b = b.observe(x, 5000, 60_000.0);
         }
         assert!(b.noise > 5.0 && b.noise < 15.0, "{b:?}");
-        assert!(b.upper(100.0, 60_000.0) > 105.0);
+        assert!(b.upper(100.0, 60_000.0, 1.0) > 105.0);
     }
 
     #[test]
@@ -204,12 +211,12 @@ mod tests {
         for _ in 0..60 {
             b = b.observe(100.0, 5000, 60_000.0);
         }
-        let held = b.held(100.0, 60_000.0);
+        let held = b.held(100.0, 60_000.0, 1.0);
         assert!(held > 0.65 * peak && held < 0.75 * peak, "{held} of {peak}");
         for _ in 0..120 {
             b = b.observe(100.0, 5000, 60_000.0);
         }
-        let held = b.held(100.0, 60_000.0);
+        let held = b.held(100.0, 60_000.0, 1.0);
         assert!(held > 0.3 * peak && held < 0.45 * peak, "{held} of {peak}");
     }
 
@@ -269,7 +276,7 @@ mod tests {
             b = step(b, x);
         }
         assert!(b.peak > 0.7 * 1000.0, "{b:?}");
-        let held = b.held(x, 60_000.0);
+        let held = b.held(x, 60_000.0, 1.0);
         assert!(held < x + 60.0, "{held} at {x}: {b:?}");
     }
 
@@ -286,7 +293,7 @@ mod tests {
             b = b.observe(100.0, 5000, 60_000.0);
         }
         // The rise was the burst's whole height: the memory is the peak's, decayed a minute.
-        let held = b.held(100.0, 60_000.0);
+        let held = b.held(100.0, 60_000.0, 1.0);
         assert!(
             (held - b.peak).abs() < 1e-9 && held > 0.9 * 1000.0,
             "{held}: {b:?}"
@@ -306,7 +313,7 @@ mod tests {
         b = run(b, 1000.0, 30);
         assert!(b.recurrence_ms > 0.0, "{b:?}");
         b = run(b, 10.0, 120);
-        assert_eq!(b.held(10.0, 60_000.0), b.peak);
+        assert_eq!(b.held(10.0, 60_000.0, 1.0), b.peak);
         assert!(b.peak >= 1000.0, "{b:?}");
     }
 

@@ -31,6 +31,7 @@ pub mod learn;
 pub mod observe;
 pub mod order_book;
 pub mod size;
+pub mod trend_skill;
 pub mod types;
 
 use serde::Serialize;
@@ -139,6 +140,7 @@ pub fn decide(
         supply: o.ready.saturating_add(standing.live),
         capacity_per_replica: state.learned.concurrency(cfg),
         lead_time_s: state.learned.lead_ms() / 1e3,
+        trend_share: state.forecast.trend_skill.share(),
         ..Inputs::default()
     };
     if !o.data_fresh {
@@ -183,6 +185,7 @@ pub fn decide(
         (requests_now, arrivals_tps),
         (drain, drain * tokens_per_request),
         dt,
+        now_ms,
         lead,
     );
 
@@ -294,6 +297,7 @@ pub fn decide(
     inputs.forecast_prefill_tokens_per_s = loads.prefill;
     inputs.forecast_demand = loads.demand;
     inputs.lead_time_s = lead / 1e3;
+    inputs.trend_share = next.forecast.trend_skill.share();
     inputs.utilization_ceiling = sizing.ceiling;
     inputs.exploring = mode.explore;
     inputs.predicted_ttft_s = predicted_ttft_s;
@@ -401,11 +405,20 @@ fn forecast(
     (requests_now, prefill_now): (Option<f64>, Option<f64>),
     (drain_rps, drain_tps): (f64, f64),
     dt: u64,
+    now_ms: u64,
     lead: f64,
 ) -> (Loads, Loads) {
     if let Some(x) = requests_now {
         next.forecast.requests = state.forecast.requests.observe(x, dt, lead);
+        next.forecast.trend_skill =
+            state
+                .forecast
+                .trend_skill
+                .observe(&next.forecast.requests, dt, now_ms, lead);
     }
+    // The arrivals extrapolate the share of their trend that has come; in flight and KV grow
+    // while the fleet falls behind too, which lasts until capacity comes: their trend whole.
+    let k = next.forecast.trend_skill.share();
     if let Some(x) = prefill_now {
         next.forecast.prefill = state.forecast.prefill.observe(x, dt, lead);
     }
@@ -414,16 +427,16 @@ fn forecast(
         next.forecast.kv = state.forecast.kv.observe(kv.0, dt, lead);
     }
     let loads = Loads {
-        requests: requests_now.map(|x| next.forecast.requests.upper(x, lead) + drain_rps),
-        prefill: prefill_now.map(|x| next.forecast.prefill.upper(x, lead) + drain_tps),
-        demand: next.forecast.demand.upper(o.demand.0, lead),
-        kv: o.kv_sum.map(|k| next.forecast.kv.upper(k.0, lead)),
+        requests: requests_now.map(|x| next.forecast.requests.upper(x, lead, k) + drain_rps),
+        prefill: prefill_now.map(|x| next.forecast.prefill.upper(x, lead, k) + drain_tps),
+        demand: next.forecast.demand.upper(o.demand.0, lead, 1.0),
+        kv: o.kv_sum.map(|kv| next.forecast.kv.upper(kv.0, lead, 1.0)),
     };
     let held = Loads {
-        requests: requests_now.map(|x| next.forecast.requests.held(x, lead) + drain_rps),
-        prefill: prefill_now.map(|x| next.forecast.prefill.held(x, lead) + drain_tps),
-        demand: next.forecast.demand.held(o.demand.0, lead),
-        kv: o.kv_sum.map(|k| next.forecast.kv.held(k.0, lead)),
+        requests: requests_now.map(|x| next.forecast.requests.held(x, lead, k) + drain_rps),
+        prefill: prefill_now.map(|x| next.forecast.prefill.held(x, lead, k) + drain_tps),
+        demand: next.forecast.demand.held(o.demand.0, lead, 1.0),
+        kv: o.kv_sum.map(|kv| next.forecast.kv.held(kv.0, lead, 1.0)),
     };
     (loads, held)
 }

@@ -313,6 +313,9 @@ pub struct Inputs {
     pub forecast_demand: f64,
     /// The capacity lead time the forecast looks ahead, seconds.
     pub lead_time_s: f64,
+    /// The share of each trend the forecast extrapolates (the trend skill; 1 until a
+    /// prediction has come due).
+    pub trend_share: f64,
     /// Utilisation ceiling the SLOs allow of a saturated throughput.
     pub utilization_ceiling: f64,
     /// Planning past the best-seen rates (latency has room).
