@@ -114,6 +114,7 @@ impl TrendSkill {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     const LEAD: f64 = 60_000.0;
 
@@ -217,5 +218,32 @@ mod tests {
         };
         let t = s.observe(&broken, 1000, 10_000_000, 60_000.0);
         assert!(t.share().is_finite());
+    }
+
+    proptest! {
+        #[test]
+        fn the_share_is_a_share_and_the_book_bounded_whatever_comes(
+            steps in proptest::collection::vec(
+                (prop_oneof![
+                    -1e12f64..1e12,
+                    Just(f64::NAN),
+                    Just(f64::INFINITY),
+                    Just(f64::NEG_INFINITY),
+                    Just(0.0),
+                ], 0u64..120_000, 1_000.0f64..2_000_000.0),
+                1..300,
+            ),
+        ) {
+            let (mut b, mut s, mut t) = (Band::default(), TrendSkill::default(), 0u64);
+            for (x, dt, lead) in steps {
+                t += dt;
+                b = b.observe(x, dt, lead);
+                s = s.observe(&b, dt, t, lead);
+                let k = s.share();
+                prop_assert!(k.is_finite() && (0.0..=1.0).contains(&k), "{k}: {s:?}");
+                prop_assert!(s.pending.len() <= SKILL_PENDING_MAX);
+                prop_assert!(s.predicted >= 0.0 && s.delivered >= 0.0, "{s:?}");
+            }
+        }
     }
 }
