@@ -220,11 +220,15 @@ pub fn decide(
     // was serving for the whole window: after pods joined, the window's TTFT is the smaller
     // fleet's, and the old replicas' caches hold (and preempt) the backlog they took before,
     // which more replicas do not relieve and the sizing already counts.
+    // Preemptions are counted over the window: where the fullest cache is now within the KV
+    // target the sizing plans for, they are a full cache's past (a backlog's, drained), not
+    // this fleet's present.
     let joined = guard::within(next.timers.ready_rose_ms, now_ms, cfg.ttft_window_ms);
+    let preempting = o.preemption_rate > 0.0 && o.kv_max.is_none_or(|k| k.0 > cfg.kv_target);
     let guard = !joined
         && (next.timers.breach_ticks >= BREACH_TICKS
             || o.kv_max.is_some_and(|k| k.0 >= KV_FULL)
-            || o.preemption_rate > 0.0);
+            || preempting);
     // The guard adds capacity beyond what the model asks for, but not again while earlier
     // additions are on their way (the TTFT it reacts to was measured without them); while it
     // still holds it keeps what is on order, which the model alone would withdraw at once.

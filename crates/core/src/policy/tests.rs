@@ -328,6 +328,31 @@ fn the_latency_guard_keeps_its_order_and_waits_a_window_after_pods_join() {
 }
 
 #[test]
+fn preemptions_of_a_cache_that_has_room_again_are_the_past() {
+    // 8 replicas that preempted within the window. With the fullest cache at 4 % (a backlog's
+    // full caches drained) that is history: no guard. At 82 %, above the KV target of 0.8 the
+    // sizing plans for (which alone asks for ceil(8 x 0.82 / 0.8) = 9), it is the present: the
+    // guard adds 25 % (2).
+    let c = cfg();
+    let preempted = |kv: f64| Signals {
+        preemption_rate: 2.0,
+        kv_usage_mean: Some(kv),
+        kv_usage_max: Some(kv),
+        ..sig(8, 80.0, 0.0)
+    };
+    let (d, _) = decide(&c, &PolicyState::default(), &preempted(0.04), 0);
+    assert_ne!(d.binding, Binding::Latency, "{}", d.detail);
+    assert_eq!(d.desired, 8, "{}", d.detail);
+    let (d, _) = decide(&c, &PolicyState::default(), &preempted(0.82), 0);
+    assert_eq!(
+        (d.desired, d.binding),
+        (10, Binding::Latency),
+        "{}",
+        d.detail
+    );
+}
+
+#[test]
 fn a_fleet_within_its_slo_probes_down_in_bounded_steps() {
     // 10 replicas serving 100 req/s with TTFT far under the SLO: the best-seen rate is 10 a
     // replica; each step plans at most 1.5 x 0.85 = 1.275 x that, and waits a TTFT window
