@@ -16,8 +16,6 @@
 
 use serde::Serialize;
 
-use super::trend_skill::TrendSkill;
-
 use super::constants::{
     BAND_Z, LEVEL_TAU_MS, PEAK_TAU_MS, RECURRENCE_MAX_MS, RENEW_SHARE, RISE_SPAN_LEADS,
     TREND_TAU_MIN_MS,
@@ -130,7 +128,7 @@ impl Band {
 }
 
 /// The forecasts the sizing reads.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
 pub struct Forecasts {
     /// Arriving requests per second.
     pub requests: Band,
@@ -140,9 +138,6 @@ pub struct Forecasts {
     pub demand: Band,
     /// KV usage summed over replicas.
     pub kv: Band,
-    /// How much of the arrivals' extrapolated rises came: the arrival bands (requests,
-    /// prompt tokens) extrapolate that share of their trends (`trend_skill`).
-    pub trend_skill: TrendSkill,
 }
 
 #[cfg(test)]

@@ -47,6 +47,7 @@ use learn::{Evidence, Learned};
 use observe::{Observed, observe};
 use order_book::OrderBook;
 use size::{Loads, Mode, Sizing};
+use trend_skill::TrendSkill;
 pub use types::{
     Binding, Candidates, Clamp, Decision, FleetTotal, Inputs, PerReplica, PolicyConfig, Reason,
 };
@@ -63,6 +64,9 @@ pub struct PolicyState {
     pub learned: Learned,
     /// Load forecasts.
     pub forecast: Forecasts,
+    /// How much of the arrivals' extrapolated rises came: the arrival bands (requests,
+    /// prompt tokens) extrapolate that share of their trends.
+    pub trend_skill: TrendSkill,
     /// Replicas ordered and not serving yet.
     pub orders: OrderBook,
     /// Timers.
@@ -140,7 +144,7 @@ pub fn decide(
         supply: o.ready.saturating_add(standing.live),
         capacity_per_replica: state.learned.concurrency(cfg),
         lead_time_s: state.learned.lead_ms() / 1e3,
-        trend_share: state.forecast.trend_skill.share(),
+        trend_share: state.trend_skill.share(),
         ..Inputs::default()
     };
     if !o.data_fresh {
@@ -301,7 +305,7 @@ pub fn decide(
     inputs.forecast_prefill_tokens_per_s = loads.prefill;
     inputs.forecast_demand = loads.demand;
     inputs.lead_time_s = lead / 1e3;
-    inputs.trend_share = next.forecast.trend_skill.share();
+    inputs.trend_share = next.trend_skill.share();
     inputs.utilization_ceiling = sizing.ceiling;
     inputs.exploring = mode.explore;
     inputs.predicted_ttft_s = predicted_ttft_s;
@@ -414,15 +418,13 @@ fn forecast(
 ) -> (Loads, Loads) {
     if let Some(x) = requests_now {
         next.forecast.requests = state.forecast.requests.observe(x, dt, lead);
-        next.forecast.trend_skill =
-            state
-                .forecast
-                .trend_skill
-                .observe(&next.forecast.requests, dt, now_ms, lead);
+        next.trend_skill = state
+            .trend_skill
+            .observe(&next.forecast.requests, dt, now_ms, lead);
     }
     // The arrivals extrapolate the share of their trend that has come; in flight and KV grow
     // while the fleet falls behind too, which lasts until capacity comes: their trend whole.
-    let k = next.forecast.trend_skill.share();
+    let k = next.trend_skill.share();
     if let Some(x) = prefill_now {
         next.forecast.prefill = state.forecast.prefill.observe(x, dt, lead);
     }
