@@ -70,6 +70,8 @@ async fn real_captures_as_they_are() {
     let detail = e["detail"].as_str().unwrap_or_default();
     assert!(detail.contains("concurrency fallback"), "{detail}");
     assert_eq!(e["inputs"]["lead_time_s"], 60.0, "{e}");
+    // Nothing predicted has come due: the whole trend is extrapolated.
+    assert_eq!(e["inputs"]["trend_share"], 1.0, "{e}");
     assert_eq!(e["signals"]["token_counters"], true, "{e}");
     assert!(
         e["clamps"]
