@@ -88,8 +88,8 @@ pub const LATE_ORDER_LEADS: f64 = 2.0;
 pub const SKILL_TAU_MS: f64 = 1_800_000.0;
 
 /// The trend skill starts from this much evidence that rises come as extrapolated, on its
-/// scale of predicted rises as shares of the value predicted (three climbs of a burst's
-/// height, or ten 10 % steps of a ramp).
+/// scale of predicted rises as shares of the value predicted (about three predictions made on
+/// a burst's climb, each near a third of the value it predicts, or ten of a ramp's 10 % rises).
 pub const SKILL_PRIOR: f64 = 1.0;
 
 /// A rise is credited with at most this multiple of its prediction: trends are noisy, and
@@ -101,8 +101,10 @@ pub const SKILL_SURPLUS_MAX: f64 = 2.0;
 /// A prediction is scored only if its rise clears this many noise units (mean absolute
 /// deviations of the value) at the trend's shortest horizon, [`TREND_TAU_MIN_MS`], and the
 /// square root of the horizon's multiple of it beyond (a noise trend's extrapolation grows as
-/// a random walk does). Two units over 30 s: a Poisson load's own trend stays under it
-/// (about 0.6 units on the arena's Poisson load), a burst's climb clears it several times over.
+/// a random walk does). Three units over 30 s (4.4 at a 66 s lead): a Poisson load's own
+/// trend stays under it (about 0.6 units on the arena's Poisson load; a flat bar of 2 units
+/// let it through often enough to leave 0.86 of the trend for the flash crowd that came
+/// next), a burst's climb clears it (the code trace's rises about 7 units over its lead).
 pub const SKILL_Z: f64 = 3.0;
 
 /// Predictions awaiting their outcome, at most (one each 1/32 of a lead time): bounded state

@@ -119,7 +119,7 @@ impl Band {
     }
 
     /// The upper band `lead_ms` ahead, given the value now, extrapolating `trend_share` of
-    /// the trend (the share rises like it have delivered, `trend_skill`).
+    /// the trend (the share of such rises that came, `trend_skill`).
     pub fn upper(&self, now: f64, lead_ms: f64, trend_share: f64) -> f64 {
         let level = self.level.unwrap_or(now);
         let rise = self.trend.max(0.0) * trend_share.clamp(0.0, 1.0) * lead_ms / 1000.0;

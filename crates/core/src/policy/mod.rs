@@ -224,10 +224,10 @@ pub fn decide(
     // was serving for the whole window: after pods joined, the window's TTFT is the smaller
     // fleet's, and the old replicas' caches hold (and preempt) the backlog they took before,
     // which more replicas do not relieve and the sizing already counts.
+    let joined = guard::within(next.timers.ready_rose_ms, now_ms, cfg.ttft_window_ms);
     // Preemptions are counted over the window: where the fullest cache is now within the KV
     // target the sizing plans for, they are a full cache's past (a backlog's, drained), not
     // this fleet's present.
-    let joined = guard::within(next.timers.ready_rose_ms, now_ms, cfg.ttft_window_ms);
     let preempting = o.preemption_rate > 0.0 && o.kv_max.is_none_or(|k| k.0 > cfg.kv_target);
     let guard = !joined
         && (next.timers.breach_ticks >= BREACH_TICKS

@@ -96,7 +96,9 @@ impl TrendSkill {
         // horizon (a random walk's): the bar a prediction must clear to say something grows
         // with it, from SKILL_Z noise units at the trend's shortest horizon.
         let bar = SKILL_Z * band.noise * (lead_ms / TREND_TAU_MIN_MS).max(1.0).sqrt();
-        if rise.is_finite() && rise > bar && rise > 0.0 && spaced && settled {
+        // The bar is never negative (noise is a mean absolute deviation), so clearing it is a
+        // rise; an infinite one (a broken band) is no prediction.
+        if rise.is_finite() && rise > bar && spaced && settled {
             if next.pending.len() >= SKILL_PENDING_MAX {
                 next.pending.pop_front();
             }
