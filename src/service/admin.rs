@@ -192,6 +192,9 @@ pub struct SignalsView {
     pub recent_first_token_rate: Option<f64>,
     /// As in [`Signals`].
     #[serde(default)]
+    pub first_token_rate: Option<f64>,
+    /// As in [`Signals`].
+    #[serde(default)]
     pub itl_seconds: Option<f64>,
 }
 
@@ -252,6 +255,7 @@ impl From<&Signals> for SignalsView {
             latest_request_rate: s.latest_request_rate,
             window_in_flight_growth: s.window_in_flight_growth,
             recent_first_token_rate: s.recent_first_token_rate,
+            first_token_rate: s.first_token_rate,
             itl_seconds: s.itl_seconds,
         }
     }

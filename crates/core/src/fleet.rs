@@ -327,6 +327,10 @@ pub struct Signals {
     /// First tokens (TTFT observations) per second over the same span, `None` when no fresh
     /// target exposes a TTFT histogram: the requests whose prompt tokens were counted.
     pub recent_first_token_rate: Option<f64>,
+    /// First tokens per second over the whole window (`None` as above): vLLM counts a
+    /// request's prompt tokens when its first token comes out, so the window's prompt tokens
+    /// over these are the mean prompt of the requests prefilled in it.
+    pub first_token_rate: Option<f64>,
     /// Generated tokens per second over the window, summed over fresh workers.
     pub generation_token_rate: f64,
     /// Mean inter-token latency over the window, seconds (`None`: too few tokens or no
@@ -625,6 +629,10 @@ impl Fleet {
                 .fresh(None)
                 .any(|(_, m)| !m.ttft.is_empty())
                 .then(|| recent_per_second(recent_first_tokens)),
+            first_token_rate: self
+                .fresh(None)
+                .any(|(_, m)| !m.ttft.is_empty())
+                .then(|| window_per_second(samples)),
             generation_token_rate: window_per_second(work.generation_tokens),
             itl_seconds: (work.itl_count >= cfg.ttft_min_samples.max(1.0))
                 .then(|| work.itl_sum / work.itl_count),
@@ -980,6 +988,40 @@ mod tests {
             "{s:?}"
         );
         assert_eq!(s.latest_in_flight_growth, 0.0, "{s:?}");
+    }
+
+    #[test]
+    fn first_tokens_over_the_window_count_the_prompts_counted_not_the_completions() {
+        // A burst of long prompts: 120 first tokens a second while the decodes that finish
+        // are still the 100 a second of before. vLLM counts a prompt at its first token, so
+        // prompt tokens pair with the 120.
+        let c = cfg();
+        let mut f = Fleet::default();
+        let (mut done, mut first) = (0.0, 0.0);
+        for i in 0..=3u64 {
+            f.apply_cycle(&c, i * 5000, vec![ok("a", busy(0.0, 20.0, done, first))]);
+            done += 500.0;
+            first += 600.0;
+        }
+        let s = f.signals(&c);
+        assert!((s.request_rate - 100.0).abs() < 1e-9, "{s:?}");
+        assert!(
+            s.first_token_rate.is_some_and(|r| (r - 120.0).abs() < 1e-9),
+            "{s:?}"
+        );
+        // No histogram anywhere: unknown, not zero.
+        let mut g = Fleet::default();
+        let bare = |done: f64| {
+            extract(
+                &format!("vllm:num_requests_running 1\nvllm:request_success_total {done}\n"),
+                Engine::Auto,
+                None,
+            )
+            .metrics
+        };
+        g.apply_cycle(&c, 0, vec![ok("a", bare(0.0))]);
+        g.apply_cycle(&c, 5000, vec![ok("a", bare(500.0))]);
+        assert_eq!(g.signals(&c).first_token_rate, None);
     }
 
     #[test]

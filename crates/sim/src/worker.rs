@@ -230,7 +230,7 @@ pub struct Counters {
     pub success: u64,
     /// Preemptions.
     pub preemptions: u64,
-    /// Prompt tokens computed.
+    /// Prompt tokens of the requests that produced their first token (as vLLM counts them).
     pub prompt_tokens: u64,
     /// Tokens generated.
     pub generation_tokens: u64,
@@ -278,7 +278,6 @@ pub struct Worker {
     /// This step's prefill chunks (slot, generation, tokens) and decoders.
     chunks: Vec<(usize, u32, u32)>,
     step_decoders: usize,
-    step_prefill: u64,
     step_us: u64,
     /// Steps the current plan covers (more than one only for a run of identical decode steps).
     run_steps: u64,
@@ -327,7 +326,6 @@ impl Worker {
             stepping: false,
             chunks: Vec::new(),
             step_decoders: 0,
-            step_prefill: 0,
             step_us: 0,
             run_steps: 1,
             rejected_ids: Vec::new(),
@@ -536,7 +534,6 @@ impl Worker {
                 self.step_us = (secs * 1e6).round().max(1.0) as u64;
                 self.run_steps = k;
                 self.step_decoders = self.decoders;
-                self.step_prefill = 0;
                 self.chunks.clear();
                 // The run's KV is taken now; an interrupt gives back what it did not use.
                 self.decode_kv += b * k;
@@ -616,7 +613,6 @@ impl Worker {
         self.decode_kv += decoders as u64;
         self.kv_used += decoders as u64;
         self.stepping = true;
-        self.step_prefill = prefill;
         self.step_decoders = decoders;
         let secs = p.step_s(prefill_s, self.running(), self.decode_kv);
         self.step_us = (secs * 1e6).round().max(1.0) as u64;
@@ -657,7 +653,6 @@ impl Worker {
         let steps = std::mem::replace(&mut self.run_steps, 1).max(1);
         self.step_no += steps;
         let step = self.step_no;
-        self.counters.prompt_tokens += self.step_prefill;
         let decoded = self.step_decoders as u64 * steps;
         self.counters.generation_tokens += decoded;
         if decoded > 0 {
@@ -681,6 +676,10 @@ impl Worker {
             self.counters.generation_tokens += 1;
             if !s.first_token {
                 s.first_token = true;
+                // vLLM V1 counts a prompt once, whole, when its first token comes out
+                // (`IterationStats.update_from_output`: no output streams for a partial
+                // prefill): neither chunks in progress nor a preemption's recompute.
+                self.counters.prompt_tokens += u64::from(s.prefill);
                 let ttft = now_us.saturating_sub(s.arrival_us) as f64 / 1e6;
                 self.counters.ttft_buckets[bucket_index(&TTFT_BUCKETS, ttft)] += 1;
                 self.counters.ttft_sum += ttft;
@@ -1020,6 +1019,13 @@ mod tests {
             .sum();
         assert!(((t as f64) / 1e6 - expect).abs() < 3e-6, "{t}");
         assert_eq!(w.counters.prompt_tokens, 2500);
+        // As vLLM V1 counts it: nothing for a prompt whose prefill is still in chunks.
+        let mut w = Worker::new();
+        w.enqueue(1, 0, 2500, 1);
+        let mut out = Vec::new();
+        let d = w.begin_step(&p).expect("work");
+        w.end_step(d, &mut out);
+        assert_eq!(w.counters.prompt_tokens, 0);
     }
 
     #[test]
@@ -1094,6 +1100,8 @@ mod tests {
             2,
             "TTFT recorded once each"
         );
+        // The preempted sequence's recompute is work, but vLLM counts each prompt once.
+        assert_eq!(w.counters.prompt_tokens, 1000);
     }
 
     #[test]

@@ -438,11 +438,29 @@ fn forecast(
         demand: next.forecast.demand.upper(o.demand.0, lead, 1.0),
         kv: o.kv_sum.map(|kv| next.forecast.kv.upper(kv.0, lead, 1.0)),
     };
+    // The burst memory is of arrivals, which do not depend on the fleet. Requests in flight and
+    // KV in use grow whenever the fleet falls behind: their peaks are a backlog's (long context
+    // seed 1: a drained queue filled 12 new replicas' caches to 8 caches' worth, and that peak
+    // held 13 replicas for 15 minutes where 5 served). What they remember is what the
+    // remembered arrivals would take at the footprint per arrival now, never more than their
+    // own memory (a trickle's footprint times a burst's ratio would be noise times a lot).
+    let requests = requests_now.map(|x| next.forecast.requests.held(x, lead, k) + drain_rps);
+    let prefill = prefill_now.map(|x| next.forecast.prefill.held(x, lead, k) + drain_tps);
+    let excess = |held: Option<f64>, now: Option<f64>| match (held, now) {
+        (Some(h), Some(n)) if n > 0.0 && h.is_finite() => h / n,
+        _ => 1.0,
+    };
+    let remembered = excess(requests, loads.requests)
+        .max(excess(prefill, loads.prefill))
+        .max(1.0);
     let held = Loads {
-        requests: requests_now.map(|x| next.forecast.requests.held(x, lead, k) + drain_rps),
-        prefill: prefill_now.map(|x| next.forecast.prefill.held(x, lead, k) + drain_tps),
-        demand: next.forecast.demand.held(o.demand.0, lead, 1.0),
-        kv: o.kv_sum.map(|kv| next.forecast.kv.held(kv.0, lead, 1.0)),
+        requests,
+        prefill,
+        demand: (loads.demand * remembered).min(next.forecast.demand.held(o.demand.0, lead, 1.0)),
+        kv: o
+            .kv_sum
+            .zip(loads.kv)
+            .map(|(now, kv)| (kv * remembered).min(next.forecast.kv.held(now.0, lead, 1.0))),
     };
     (loads, held)
 }

@@ -51,7 +51,8 @@ pub struct Observed {
     /// (arrivals minus first tokens; the growth in flight where no histogram counts first
     /// tokens): prompt tokens counted plus these at the mean prompt are the tokens arrived.
     pub recent_unprefilled_growth: f64,
-    /// Mean prompt tokens per completed request (`None`: unknown).
+    /// Mean prompt tokens per request prefilled (per completed request where no histogram
+    /// counts first tokens; `None`: unknown).
     pub tokens_per_request: Option<f64>,
     /// Completions per second over the window.
     pub request_rate: f64,
@@ -107,8 +108,16 @@ pub fn observe(s: &Signals) -> Observed {
     // request, so its numbers are evidence (of no demand, or of demand that must wake it).
     let frontend_fresh = s.fresh_frontends > 0 && s.fresh_frontends * 2 >= s.discovered_frontends;
     let data_fresh = (fresh > 0 && fresh * 2 >= ready) || (discovered == 0 && frontend_fresh);
-    let tokens_per_request = (s.request_rate > 0.0 && s.prompt_token_rate > 0.0)
-        .then(|| s.prompt_token_rate / s.request_rate);
+    // Prompt tokens are counted as prompts are prefilled (vLLM: at the first token), so they
+    // pair with first tokens; paired with completions, a burst of long prompts whose
+    // decodes have not finished yet reads as longer prompts (long context seed 1: 16 k where
+    // 9.6 k came), and every token forecast with it.
+    let prompts_counted = s
+        .first_token_rate
+        .filter(|f| f.is_finite() && *f > 0.0)
+        .unwrap_or(s.request_rate);
+    let tokens_per_request = (prompts_counted > 0.0 && s.prompt_token_rate > 0.0)
+        .then(|| s.prompt_token_rate / prompts_counted);
     Observed {
         discovered,
         starting,
@@ -178,6 +187,32 @@ mod tests {
         assert_eq!(o.recent_prompt_tokens, Some(4000.0));
         assert_eq!(o.tokens_per_request, Some(500.0));
         assert_eq!(o.kv_sum, Some(FleetTotal(1.0)));
+    }
+
+    #[test]
+    fn the_mean_prompt_is_prompt_tokens_over_first_tokens_where_they_are_counted() {
+        // A burst of long prompts (the long-context scenario's mix, 9.7 k on average): 175 k
+        // prompt tokens a second counted for 18 first tokens a second, while the completions
+        // over the window are still those of the load before (12 a second). Over completions
+        // the prompts would read 14.6 k, and every token forecast with them.
+        let s = Signals {
+            discovered_workers: 3,
+            fresh_workers: 3,
+            token_counters: true,
+            prompt_token_rate: 175_000.0,
+            recent_prompt_token_rate: 175_000.0,
+            request_rate: 12.0,
+            first_token_rate: Some(18.0),
+            ..Signals::default()
+        };
+        let t = observe(&s).tokens_per_request.unwrap_or(0.0);
+        assert!((t - 175_000.0 / 18.0).abs() < 1e-9, "{t}");
+        // Without a TTFT histogram, completions are all there is.
+        let s = Signals {
+            first_token_rate: None,
+            ..s
+        };
+        assert_eq!(observe(&s).tokens_per_request, Some(175_000.0 / 12.0));
     }
 
     #[test]

@@ -782,3 +782,72 @@ proptest! {
         prop_assert!(answers[first..].windows(2).all(|w| w[1] <= w[0]), "{answers:?}");
     }
 }
+
+/// Folds `ticks` decisions' loads into the forecasts (a fleet whose KV summed over replicas is
+/// `kv` caches and whose requests in flight are 40 per cache), one lead time of 60 s; returns
+/// the state and the last memory a removal would plan for.
+fn remember(ticks: u64, load: impl Fn(u64) -> (f64, f64)) -> (PolicyState, Loads) {
+    let mut st = PolicyState::default();
+    let mut held = Loads::default();
+    for i in 0..ticks {
+        let (rps, kv) = load(i);
+        let o = Observed {
+            kv_sum: Some(FleetTotal(kv)),
+            demand: FleetTotal(40.0 * kv),
+            ..Observed::default()
+        };
+        let mut next = st.clone();
+        held = forecast(
+            &st,
+            &mut next,
+            &o,
+            (Some(rps), Some(rps * 10_000.0)),
+            (0.0, 0.0),
+            TICK,
+            i * TICK,
+            60_000.0,
+        )
+        .1;
+        st = next;
+    }
+    (st, held)
+}
+
+#[test]
+fn a_backlog_drained_into_the_caches_is_not_remembered_as_load() {
+    // Long context seed 1: arrivals steady at 25 req/s (250 k prompt tokens/s) before, during
+    // and after a backlog; draining it into the new replicas' caches took the KV summed over
+    // replicas to 8 caches' worth for half a minute, then back to 1. The arrivals show no
+    // burst to remember, so neither does KV: the memory a removal plans for is what 25 req/s
+    // take now, not the drained backlog's 8 caches, which held 13 replicas for 15 minutes
+    // where 5 served.
+    let (st, held) = remember(120, |i| {
+        (25.0, if (24..30).contains(&i) { 8.0 } else { 1.0 })
+    });
+    // Seven and a half minutes later the KV band's own peak is still 8 x e^(-1/2) = 4.9 ...
+    assert!(st.forecast.kv.peak > 4.5, "{:?}", st.forecast.kv);
+    // ... but what is held for the removal is the cache the arrivals fill now, with its band.
+    assert!(held.kv.is_some_and(|kv| kv < 2.0), "{held:?}");
+    assert!(held.demand < 80.0, "{held:?}");
+}
+
+#[test]
+fn a_burst_of_arrivals_is_remembered_in_kv_at_the_footprint_now() {
+    // The same fleet after a real burst: arrivals 25 -> 75 req/s for a minute and back, KV
+    // with them (1 -> 3 caches). Afterwards the arrivals' memory is the burst's (about 3x
+    // the load now, decayed), and the KV held is 3x the cache in use now, bounded by the KV
+    // band's own memory.
+    let (st, held) = remember(60, |i| {
+        if (24..36).contains(&i) {
+            (75.0, 3.0)
+        } else {
+            (25.0, 1.0)
+        }
+    });
+    let kv = held.kv.unwrap_or(0.0);
+    assert!(kv > 2.0, "{held:?}");
+    assert!(
+        kv <= st.forecast.kv.held(1.0, 60_000.0, 1.0) + 1e-9,
+        "{held:?}"
+    );
+}
