@@ -444,6 +444,8 @@ fn forecast(
     // held 13 replicas for 15 minutes where 5 served). What they remember is what the
     // remembered arrivals would take at the footprint per arrival now, never more than their
     // own memory (a trickle's footprint times a burst's ratio would be noise times a lot).
+    // Where no arrivals are known (no completions or token counters yet: the concurrency
+    // fallback), requests in flight are the only measure of the load, and keep their memory.
     let requests = requests_now.map(|x| next.forecast.requests.held(x, lead, k) + drain_rps);
     let prefill = prefill_now.map(|x| next.forecast.prefill.held(x, lead, k) + drain_tps);
     let excess = |held: Option<f64>, now: Option<f64>| match (held, now) {
@@ -453,14 +455,25 @@ fn forecast(
     let remembered = excess(requests, loads.requests)
         .max(excess(prefill, loads.prefill))
         .max(1.0);
+    let arrivals_known = requests.is_some() || prefill.is_some();
+    let recall = |own: f64, band: f64| {
+        if arrivals_known {
+            (band * remembered).min(own)
+        } else {
+            own
+        }
+    };
     let held = Loads {
         requests,
         prefill,
-        demand: (loads.demand * remembered).min(next.forecast.demand.held(o.demand.0, lead, 1.0)),
+        demand: recall(
+            next.forecast.demand.held(o.demand.0, lead, 1.0),
+            loads.demand,
+        ),
         kv: o
             .kv_sum
             .zip(loads.kv)
-            .map(|(now, kv)| (kv * remembered).min(next.forecast.kv.held(now.0, lead, 1.0))),
+            .map(|(now, kv)| recall(next.forecast.kv.held(now.0, lead, 1.0), kv)),
     };
     (loads, held)
 }

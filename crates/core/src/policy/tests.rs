@@ -783,10 +783,11 @@ proptest! {
     }
 }
 
-/// Folds `ticks` decisions' loads into the forecasts (a fleet whose KV summed over replicas is
-/// `kv` caches and whose requests in flight are 40 per cache), one lead time of 60 s; returns
-/// the state and the last memory a removal would plan for.
-fn remember(ticks: u64, load: impl Fn(u64) -> (f64, f64)) -> (PolicyState, Loads) {
+/// Folds `ticks` decisions' loads into the forecasts (arrivals of `rps` requests a second of
+/// 10 k prompt tokens each, `None`: none known; a KV summed over replicas of `kv` caches and
+/// 40 requests in flight per cache), one lead time of 60 s; returns the state and the last
+/// memory a removal would plan for.
+fn remember(ticks: u64, load: impl Fn(u64) -> (Option<f64>, f64)) -> (PolicyState, Loads) {
     let mut st = PolicyState::default();
     let mut held = Loads::default();
     for i in 0..ticks {
@@ -801,7 +802,7 @@ fn remember(ticks: u64, load: impl Fn(u64) -> (f64, f64)) -> (PolicyState, Loads
             &st,
             &mut next,
             &o,
-            (Some(rps), Some(rps * 10_000.0)),
+            (rps, rps.map(|r| r * 10_000.0)),
             (0.0, 0.0),
             TICK,
             i * TICK,
@@ -822,7 +823,7 @@ fn a_backlog_drained_into_the_caches_is_not_remembered_as_load() {
     // take now, not the drained backlog's 8 caches, which held 13 replicas for 15 minutes
     // where 5 served.
     let (st, held) = remember(120, |i| {
-        (25.0, if (24..30).contains(&i) { 8.0 } else { 1.0 })
+        (Some(25.0), if (24..30).contains(&i) { 8.0 } else { 1.0 })
     });
     // Seven and a half minutes later the KV band's own peak is still 8 x e^(-1/2) = 4.9 ...
     assert!(st.forecast.kv.peak > 4.5, "{:?}", st.forecast.kv);
@@ -839,9 +840,9 @@ fn a_burst_of_arrivals_is_remembered_in_kv_at_the_footprint_now() {
     // band's own memory.
     let (st, held) = remember(60, |i| {
         if (24..36).contains(&i) {
-            (75.0, 3.0)
+            (Some(75.0), 3.0)
         } else {
-            (25.0, 1.0)
+            (Some(25.0), 1.0)
         }
     });
     let kv = held.kv.unwrap_or(0.0);
@@ -850,4 +851,14 @@ fn a_burst_of_arrivals_is_remembered_in_kv_at_the_footprint_now() {
         kv <= st.forecast.kv.held(1.0, 60_000.0, 1.0) + 1e-9,
         "{held:?}"
     );
+}
+
+#[test]
+fn without_arrivals_requests_in_flight_keep_their_own_memory() {
+    // A fleet with no completions or token counters yet (the concurrency fallback): in flight
+    // is the only measure of its load, so a rise in it is remembered as it was before v2.8
+    // (proptest `noisy_constant_load_never_reverses` found v2.8's first version removing the
+    // replica a noisy 32-in-flight load had just been given: 1 -> 2 -> 1).
+    let (_, held) = remember(24, |i| (None, if (6..9).contains(&i) { 2.5 } else { 0.75 }));
+    assert!(held.demand > 90.0, "{held:?}");
 }
