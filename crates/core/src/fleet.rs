@@ -601,6 +601,8 @@ impl Fleet {
             }
         }
         let (waiting, running) = self.in_flight;
+        // First-token rates are known only where some fresh target exposes a TTFT histogram.
+        let counts_first_tokens = self.fresh(None).any(|(_, m)| !m.ttft.is_empty());
 
         Signals {
             at_ms: self.last_cycle_ms.unwrap_or(0),
@@ -625,14 +627,9 @@ impl Fleet {
             latest_in_flight_growth: per_second(latest_growth, latest_span),
             latest_request_rate: per_second(latest_requests, latest_span),
             window_in_flight_growth: window_per_second(growth),
-            recent_first_token_rate: self
-                .fresh(None)
-                .any(|(_, m)| !m.ttft.is_empty())
+            recent_first_token_rate: counts_first_tokens
                 .then(|| recent_per_second(recent_first_tokens)),
-            first_token_rate: self
-                .fresh(None)
-                .any(|(_, m)| !m.ttft.is_empty())
-                .then(|| window_per_second(samples)),
+            first_token_rate: counts_first_tokens.then(|| window_per_second(samples)),
             generation_token_rate: window_per_second(work.generation_tokens),
             itl_seconds: (work.itl_count >= cfg.ttft_min_samples.max(1.0))
                 .then(|| work.itl_sum / work.itl_count),
