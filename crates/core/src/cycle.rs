@@ -93,6 +93,11 @@ impl Cycle {
             .collect()
     }
 
+    /// What the policy has learned of this fleet so far (the simulator's decision log).
+    pub fn learned(&self) -> &policy::learn::Learned {
+        &self.state.learned
+    }
+
     /// Folds one cycle's observations in and decides.
     pub fn step(
         &mut self,

@@ -36,6 +36,8 @@ pub struct DecisionPoint {
     pub ttft_s: Option<f64>,
     /// The explanation line.
     pub detail: String,
+    /// What the policy had learned after it (brackets, base latencies, lead time).
+    pub learned: crate::core::policy::learn::Learned,
 }
 
 /// What a control plane can observe at a tick: the cluster's own objects (spec, ready and

@@ -9,6 +9,8 @@
 //!   [`DOWN_TTFT_SHARE`] of their SLOs while no replica left within the TTFT window;
 //! - `bad`: the lowest rate seen breaking an SLO at a settled point or after a removal, or the
 //!   arrivals a standing queue could not keep up with (forgotten over [`BAD_FORGET_TAU_MS`]);
+//!   a running batch that fills (the decode knee) bounds the request rate only: prompt tokens
+//!   are prefill's load, whose symptom is TTFT;
 //! - `saturated`: the highest throughput of a replica under a standing queue (what it does at
 //!   least: a drowning fleet completes less than its knee).
 //!
@@ -247,9 +249,14 @@ impl Learned {
                 && !over(o.itl_s, cfg.itl_target_s, DOWN_TTFT_SHARE);
             // A settled fleet that does not keep up is past its knee as surely as one whose
             // latency breaks, and minutes earlier: past the decode knee TTFT stays flat while
-            // the running batch and the KV cache fill, until the cache is full.
-            if (breach || e.filling) && (e.settled || e.trial) {
+            // the running batch and the KV cache fill, until the cache is full. That knee is
+            // decode's, so it bounds the request rate, not the prompt tokens a replica
+            // prefills (the conversation trace's fleet filled at 80 k prompt tokens/s a
+            // replica and served its peak at 120 k, with fewer requests of longer prompts).
+            if breach && (e.settled || e.trial) {
                 next.unhealthy_at((req, tok));
+            } else if e.filling && (e.settled || e.trial) {
+                next.requests.unhealthy(req);
             } else if within && e.served_well {
                 // The latency is the window's, so the rate it vouches for is the window's
                 // too: the recent part's rate is noisier, and the highest of many noisy
@@ -446,6 +453,12 @@ mod tests {
         let next = l.learn(&cfg, &o, filling);
         assert_eq!(next.requests.bad, Some(60.0));
         assert_eq!(next.requests.good, 50.0);
+        // The fill is the decode knee's: it says nothing of the prompt tokens a replica can
+        // prefill (60 k a replica here), which a TTFT breach bounds instead.
+        assert_eq!(next.prompt_tokens.bad, None);
+        let breaking = fleet(4, 240.0, 0.0, 0.9);
+        let next = l.learn(&cfg, &breaking, filling);
+        assert_eq!(next.prompt_tokens.bad, Some(60_000.0));
         // The same fleet keeping up vouches for 60 instead.
         let next = l.learn(&cfg, &o, settled(&o));
         assert_eq!((next.requests.good, next.requests.bad), (60.0, None));

@@ -89,6 +89,7 @@ impl Ours {
                 binding: d.binding,
                 ttft_s: step.snapshot.signals.ttft_seconds,
                 detail: d.detail.clone(),
+                learned: self.cycle.learned().clone(),
             });
         }
         self.snapshot = Some(step.snapshot);
