@@ -25,6 +25,14 @@ pub const DOWN_HEADROOM: f64 = 0.85;
 /// before the breach is remembered.
 pub const EXPLORE: f64 = 0.5;
 
+/// The exploration margin ([`EXPLORE`]) holds for capacity lead times up to this, ms; past it
+/// the margin shrinks in proportion to the lead. A probe past the knee costs a lead time of
+/// slow requests before new capacity comes, so what a probe risks is the margin times the
+/// lead: the 50 % was chosen for pod starts of about a minute (45-75 s, and a scrape and an
+/// HPA sync on top); a GPU node's 5-11 minutes made the same probe a 10-minute outage (the
+/// ramp with node provisioning and a spare replica: 80 % of requests within the SLO).
+pub const EXPLORE_LEAD_MS: f64 = 90_000.0;
+
 /// Latency under this share of its SLO leaves room to explore.
 pub const EXPLORE_SHARE: f64 = 0.5;
 

@@ -28,8 +28,8 @@ use serde::Serialize;
 
 use super::constants::{
     BAD_FORGET_TAU_MS, BAD_MARGIN, BASE_LATENCY_MAX_UTILIZATION, BASE_LATENCY_TAU_MS,
-    CAPACITY_RECOVERY, CONCURRENCY_RANGE, DOWN_TTFT_SHARE, EXPLORE, LEAD_TIME_MAX_MS,
-    LEAD_TIME_PRIOR_MS, LEARN_ALPHA,
+    CAPACITY_RECOVERY, CONCURRENCY_RANGE, DOWN_TTFT_SHARE, EXPLORE, EXPLORE_LEAD_MS,
+    LEAD_TIME_MAX_MS, LEAD_TIME_PRIOR_MS, LEARN_ALPHA,
 };
 use super::forecast::alpha;
 use super::observe::Observed;
@@ -114,22 +114,33 @@ impl Bracket {
     /// served within the SLOs and the saturated throughput at the utilisation `ceiling` the
     /// SLO allows of it (a replica was seen to complete that much, and the queueing model
     /// keeps its latency within the SLO at that share), never past [`BAD_MARGIN`] x `bad`.
-    /// `explore` allows up to [`EXPLORE`] past `good` where the saturated reading does not
-    /// already bound it (a reading at or below what was served well is a drowned fleet's,
-    /// not the knee).
-    pub fn capacity(&self, explore: bool, ceiling: f64) -> Option<f64> {
+    /// `explore` (a margin, [`explore_margin`]; 0: none) allows up to that share past `good`
+    /// where the saturated reading does not already bound it (a reading at or below what was
+    /// served well is a drowned fleet's, not the knee).
+    pub fn capacity(&self, explore: f64, ceiling: f64) -> Option<f64> {
         let floor = self.saturated * ceiling;
         let limit = |x: f64| self.bad.map_or(x, |b| x.min(b * BAD_MARGIN));
         let known = limit(self.good.max(floor)).max(self.good);
         if known <= 0.0 {
             return None;
         }
-        let probe = if explore && floor <= self.good {
-            limit(self.good * (1.0 + EXPLORE))
+        let probe = if explore > 0.0 && floor <= self.good {
+            limit(self.good * (1.0 + explore))
         } else {
             known
         };
         Some(probe.max(known))
+    }
+}
+
+/// How far past the rates served well a plan may explore at capacity lead time `lead_ms`:
+/// [`EXPLORE`] up to [`EXPLORE_LEAD_MS`], then in proportion, so that a failed probe risks
+/// about the same number of slow requests whatever the lead.
+pub fn explore_margin(lead_ms: f64) -> f64 {
+    if lead_ms.is_finite() && lead_ms > EXPLORE_LEAD_MS {
+        EXPLORE * EXPLORE_LEAD_MS / lead_ms
+    } else {
+        EXPLORE
     }
 }
 
@@ -378,7 +389,7 @@ mod tests {
             l.requests
         );
         // With nothing served well yet the plan is the reading at the SLO's utilisation.
-        assert!((l.requests.capacity(false, 0.8).unwrap_or(0.0) - 24.0).abs() < 0.01);
+        assert!((l.requests.capacity(0.0, 0.8).unwrap_or(0.0) - 24.0).abs() < 0.01);
     }
 
     #[test]
@@ -416,8 +427,8 @@ mod tests {
         let l = l.learn(&cfg, &o, settled(&o));
         assert_eq!(l.requests.bad, Some(12.0));
         assert_eq!(l.requests.good, 10.0);
-        assert!((l.requests.capacity(true, 0.8).unwrap_or(0.0) - 10.2).abs() < 1e-9);
-        assert_eq!(l.requests.capacity(false, 0.8), Some(10.0));
+        assert!((l.requests.capacity(EXPLORE, 0.8).unwrap_or(0.0) - 10.2).abs() < 1e-9);
+        assert_eq!(l.requests.capacity(0.0, 0.8), Some(10.0));
     }
 
     #[test]
@@ -471,6 +482,22 @@ mod tests {
     }
 
     #[test]
+    fn the_exploration_margin_shrinks_with_a_long_lead() {
+        // Pod starts: the whole 50 %. A 10-minute GPU node: 50 % x 90 / 600 = 7.5 %, so a
+        // probe past the knee costs the requests of about the same 9 minute-percents.
+        assert_eq!(explore_margin(60_000.0), EXPLORE);
+        assert_eq!(explore_margin(EXPLORE_LEAD_MS), EXPLORE);
+        assert!((explore_margin(600_000.0) - 0.075).abs() < 1e-12);
+        assert_eq!(explore_margin(f64::NAN), EXPLORE);
+        let b = Bracket {
+            good: 100.0,
+            bad: None,
+            saturated: 0.0,
+        };
+        assert_eq!(b.capacity(explore_margin(600_000.0), 0.8), Some(107.5));
+    }
+
+    #[test]
     fn a_breach_below_a_rate_served_well_stops_the_probe_and_keeps_good() {
         // Served 30 a replica well, then a settled breach at 12 a replica (latency left over
         // from an episode): good stays 30, the probe past it stops.
@@ -482,12 +509,12 @@ mod tests {
         b.unhealthy(12.0);
         assert_eq!(b.good, 30.0);
         assert_eq!(b.bad, Some(30.0));
-        assert_eq!(b.capacity(true, 0.8), Some(30.0));
+        assert_eq!(b.capacity(EXPLORE, 0.8), Some(30.0));
         // A breach above it is the knee's bound, as before.
         let mut b = Bracket { bad: None, ..b };
         b.unhealthy(40.0);
         assert_eq!((b.good, b.bad), (30.0, Some(40.0)));
-        assert_eq!(b.capacity(true, 0.8), Some(34.0));
+        assert_eq!(b.capacity(EXPLORE, 0.8), Some(34.0));
     }
 
     #[test]
@@ -497,23 +524,23 @@ mod tests {
             bad: None,
             saturated: 0.0,
         };
-        assert_eq!(b.capacity(true, 0.8), Some(15.0));
+        assert_eq!(b.capacity(EXPLORE, 0.8), Some(15.0));
         let b = Bracket {
             saturated: 15.0,
             ..b
         };
         // Saturated at 15: 15 x 0.8 = 12 is both the plan and the probe's cap.
-        assert_eq!(b.capacity(true, 0.8), Some(12.0));
-        assert_eq!(b.capacity(false, 0.8), Some(12.0));
+        assert_eq!(b.capacity(EXPLORE, 0.8), Some(12.0));
+        assert_eq!(b.capacity(0.0, 0.8), Some(12.0));
         // A reading at 11 (x 0.8 = 8.8, under what was served well) is a drowned fleet's, not
         // the knee: it does not cap the probe.
         let b = Bracket {
             saturated: 11.0,
             ..b
         };
-        assert_eq!(b.capacity(true, 0.8), Some(15.0));
-        assert_eq!(b.capacity(false, 0.8), Some(10.0));
-        assert_eq!(Bracket::default().capacity(true, 0.8), None);
+        assert_eq!(b.capacity(EXPLORE, 0.8), Some(15.0));
+        assert_eq!(b.capacity(0.0, 0.8), Some(10.0));
+        assert_eq!(Bracket::default().capacity(EXPLORE, 0.8), None);
     }
 
     #[test]

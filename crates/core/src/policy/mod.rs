@@ -205,7 +205,11 @@ pub fn decide(
         && under(o.itl_s, cfg.itl_target_s, DOWN_TTFT_SHARE);
     let mode = Mode {
         share: 1.0,
-        explore: roomy || trial_ok,
+        explore: if roomy || trial_ok {
+            learn::explore_margin(lead)
+        } else {
+            0.0
+        },
         fallback_may_raise: o.ttft_s.is_some() || o.backlogged,
     };
     let up = size::size(cfg, &next.learned, &loads, mode);
@@ -263,7 +267,10 @@ pub fn decide(
             .unhealthy_at((arrivals_rps / after, arrivals_tps.unwrap_or(0.0) / after));
     }
     let mut clamps = Vec::new();
-    let need = bounds::with_headroom(cfg, sizing.need);
+    // Warm capacity goes on the model's need. The guard's candidate is a fleet total (the
+    // supply, which already carries the warm capacity asked for before, plus its step):
+    // headroom on top of it would compound at every decision while its orders wait.
+    let need = bounds::with_headroom(cfg, up.need).max(latency.unwrap_or(0));
     if need > sizing.need {
         clamps.push(Clamp::Headroom);
     }
@@ -307,7 +314,7 @@ pub fn decide(
     inputs.lead_time_s = lead / 1e3;
     inputs.trend_share = next.trend_skill.share();
     inputs.utilization_ceiling = sizing.ceiling;
-    inputs.exploring = mode.explore;
+    inputs.exploring = mode.explore > 0.0;
     inputs.predicted_ttft_s = predicted_ttft_s;
     inputs.predicted_itl_s = predicted_itl_s;
     inputs.need = sizing.need;

@@ -37,8 +37,9 @@ pub struct Loads {
 pub struct Mode {
     /// Share of each capacity to plan for (1 up; less for a removal).
     pub share: f64,
-    /// Latency has room: plan past the best-seen rates (bounded, see `learn`).
-    pub explore: bool,
+    /// Latency has room: plan this share past the best-seen rates (0: not), see
+    /// `learn::explore_margin`.
+    pub explore: f64,
     /// The concurrency fallback may ask for more than the fleet has (it needs a measured
     /// TTFT or a queue; requests in flight alone, at a first scrape, are not evidence).
     pub fallback_may_raise: bool,
@@ -93,10 +94,7 @@ pub fn size_remembered(
 ) -> Sizing {
     let ceiling = slo_ceiling(cfg, learned);
     // The excess planned at the known rate is the excess scaled up by probe / known.
-    let ratio = |b: &Bracket| match (
-        b.capacity(mode.explore, ceiling),
-        b.capacity(false, ceiling),
-    ) {
+    let ratio = |b: &Bracket| match (b.capacity(mode.explore, ceiling), b.capacity(0.0, ceiling)) {
         (Some(probe), Some(known)) if known > 0.0 => probe / known,
         _ => 1.0,
     };
@@ -192,12 +190,13 @@ pub fn predict(learned: &Learned, loads: &Loads, replicas: u32) -> (Option<f64>,
 
 #[cfg(test)]
 mod tests {
+    use super::super::constants::EXPLORE;
     use super::super::learn::Bracket;
     use super::*;
 
     const UP: Mode = Mode {
         share: 1.0,
-        explore: false,
+        explore: 0.0,
         fallback_may_raise: true,
     };
 
@@ -230,7 +229,7 @@ mod tests {
             ..Loads::default()
         };
         let probe = Mode {
-            explore: true,
+            explore: EXPLORE,
             ..UP
         };
         // Probing at 15 a replica: 100 / 15 = 6.7 for the load at hand, and the burst's other
@@ -272,7 +271,7 @@ mod tests {
         assert_eq!(s.candidates.kv_cache, Some(3));
         // Exploring: 20 k x 1.5 = 30 k -> 5; planning a removal at 0.85: 130 / 25.5 = 5.1 -> 6.
         let explore = Mode {
-            explore: true,
+            explore: EXPLORE,
             ..UP
         };
         assert_eq!(

@@ -531,6 +531,58 @@ fn headroom_adds_warm_capacity_on_top_of_the_need() {
 }
 
 #[test]
+fn warm_capacity_is_added_once_while_the_latency_guard_waits_on_its_orders() {
+    // The guard holds what is on order (the supply) while its pods are on their way; that
+    // supply already carries the spare replica, so the spare does not go on top again at each
+    // decision (node provisioning, ramp seed 1 with spareReplicas=1: 8 -> 32 in two minutes
+    // while the orders waited for nodes).
+    let c = PolicyConfig {
+        spare_replicas: 1,
+        headroom_fraction: 0.25,
+        ..cfg()
+    };
+    let preempting = Signals {
+        preemption_rate: 2.0,
+        ..sig(4, 40.0, 0.0)
+    };
+    let (first, mut st) = decide(&c, &PolicyState::default(), &preempting, 0);
+    assert_eq!(first.binding, Binding::Latency, "{}", first.detail);
+    for i in 1..24 {
+        let (d, next) = decide(&c, &st, &preempting, i * TICK);
+        st = next;
+        assert!(
+            d.desired <= first.desired,
+            "{} after {}",
+            d.detail,
+            first.detail
+        );
+    }
+}
+
+#[test]
+fn a_long_lead_time_narrows_the_probe_past_the_rates_served_well() {
+    // Served 50 requests/s a replica well; latency has room. With pods that start in a minute
+    // the plan may run a replica at up to 75; where capacity takes ten minutes (GPU nodes) a
+    // probe past the knee would cost ten minutes of slow requests, so it goes 7.5 % past.
+    let mut st = PolicyState::default();
+    st.learned.requests.good = 50.0;
+    let roomy = Signals {
+        fresh_workers: 4,
+        discovered_workers: 4,
+        ..tokens(40_000.0, 160.0, 40.0, 0.0, 0.1)
+    };
+    let capacity = |lead_ms: f64| {
+        let mut st = st.clone();
+        st.learned.lead_ms = Some(lead_ms);
+        let (d, _) = decide(&cfg(), &st, &roomy, 0);
+        assert!(d.inputs.exploring, "{}", d.detail);
+        d.inputs.requests_capacity_per_replica.unwrap_or(0.0)
+    };
+    assert!((capacity(60_000.0) - 75.0).abs() < 1e-9);
+    assert!((capacity(600_000.0) - 53.75).abs() < 1e-9);
+}
+
+#[test]
 fn starting_pods_are_pending_supply_not_stale_data() {
     let c = cfg();
     let (d, st) = decide(&c, &PolicyState::default(), &sig(2, 200.0, 0.0), 0);
