@@ -483,8 +483,8 @@ mod tests {
 
     #[test]
     fn the_exploration_margin_shrinks_with_a_long_lead() {
-        // Pod starts: the whole 50 %. A 10-minute GPU node: 50 % x 90 / 600 = 7.5 %, so a
-        // probe past the knee costs the requests of about the same 9 minute-percents.
+        // Pod starts: the whole 50 %. A 10-minute GPU node: 50 % x 90 / 600 = 7.5 %, so the
+        // margin times the lead a failed probe waits through is 45 s either way.
         assert_eq!(explore_margin(60_000.0), EXPLORE);
         assert_eq!(explore_margin(EXPLORE_LEAD_MS), EXPLORE);
         assert!((explore_margin(600_000.0) - 0.075).abs() < 1e-12);
