@@ -65,11 +65,15 @@ impl Bracket {
         if self.saturated > 0.0 {
             self.saturated = self.saturated.max(self.good);
         }
-        // Served within the SLOs at this rate: an older, lower breach no longer applies.
+        // Served within the SLOs near a breach's rate: the margin below it moves up past what
+        // was served. Served at or past the breach's rate itself: that breach was not the
+        // rate's doing (latency left over from an episode, a burst's onset), and the probe
+        // resumes; keeping a bound at good / margin would be a breach never seen, and would
+        // hold the plan at `good` for hours (long context: 5.5 requests/s a replica).
         if let Some(b) = self.bad
             && self.good >= b * BAD_MARGIN
         {
-            self.bad = Some(self.good / BAD_MARGIN);
+            self.bad = (self.good < b).then_some(self.good / BAD_MARGIN);
         }
     }
 
@@ -515,6 +519,25 @@ mod tests {
         b.unhealthy(40.0);
         assert_eq!((b.good, b.bad), (30.0, Some(40.0)));
         assert_eq!(b.capacity(EXPLORE, 0.8), Some(34.0));
+    }
+
+    #[test]
+    fn a_breach_at_a_rate_later_served_well_is_forgotten() {
+        // A breach at 30 a replica, then 27 served well (within the margin): the bound moves
+        // up to 27 / 0.85 and the plan stays at 27.
+        let mut b = Bracket {
+            good: 20.0,
+            bad: Some(30.0),
+            saturated: 0.0,
+        };
+        b.healthy(27.0);
+        assert!((b.bad.unwrap_or(0.0) - 27.0 / BAD_MARGIN).abs() < 1e-9);
+        assert!((b.capacity(EXPLORE, 0.8).unwrap_or(0.0) - 27.0).abs() < 1e-9);
+        // Then 32 served well, past the breach's own rate: it was not the knee, and the probe
+        // past what was served resumes.
+        b.healthy(32.0);
+        assert_eq!(b.bad, None);
+        assert_eq!(b.capacity(EXPLORE, 0.8), Some(48.0));
     }
 
     #[test]
