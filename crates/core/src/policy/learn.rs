@@ -69,7 +69,10 @@ impl Bracket {
         // was served. Served at or past the breach's rate itself: that breach was not the
         // rate's doing (latency left over from an episode, a burst's onset), and the probe
         // resumes; keeping a bound at good / margin would be a breach never seen, and would
-        // hold the plan at `good` for hours (long context: 5.5 requests/s a replica).
+        // hold the plan at `good` for hours (long context: 5.5 requests/s a replica). A bound
+        // set at `good` itself (a breach below it, `unhealthy`) is not cleared by the next
+        // reading at `good`: `forget` has drifted it just above by then, so it moves up.
+        // Tolerating that drift cost the step load its reversal bar (BENCHMARKS, v2.11).
         if let Some(b) = self.bad
             && self.good >= b * BAD_MARGIN
         {

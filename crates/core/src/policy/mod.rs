@@ -410,8 +410,10 @@ fn evidence(
 }
 
 /// Folds this decision's arrivals into the forecasts; returns the upper bands one lead time
-/// ahead (to scale up on) and the same or the decayed recent peak, whichever is higher (to
-/// remove on), each with the backlog's `drain` (requests/s, prompt tokens/s) on top.
+/// ahead (to scale up on) and what a removal plans for: for the arrivals the same or their
+/// decayed recent peak, whichever is higher, and for requests in flight and KV what that
+/// remembered arrival rate would take at their footprint now (at most their own memory),
+/// the arrivals with the backlog's `drain` (requests/s, prompt tokens/s) on top.
 #[allow(clippy::too_many_arguments)]
 fn forecast(
     state: &PolicyState,
